@@ -1,0 +1,33 @@
+# The platform's entry points. STACK is dev or prod (or any Pulumi.<name>.yaml at the root).
+STACK ?= dev
+PYTHON ?= python3
+VENV := venv
+PY := $(VENV)/bin/python
+
+.PHONY: up plan preview test lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Deploy the stack to the current kube context (a local Pulumi backend is used unless you are logged in).
+up: $(VENV)/.installed
+	@scripts/up.sh $(STACK)
+
+# Offline: render and validate everything `pulumi up` would create, with no cluster and no Pulumi CLI.
+plan: $(VENV)/.installed
+	$(PY) -m stack.render $(STACK)
+
+preview: $(VENV)/.installed
+	pulumi preview --stack $(STACK) --diff
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

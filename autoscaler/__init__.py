@@ -1,0 +1,1 @@
+"""The in-cluster autoscaler: a plain Python package that never imports pulumi, stack or components."""

@@ -1,0 +1,1 @@
+"""One pulumi.ComponentResource per platform part; each knows only its typed args."""

@@ -1,0 +1,51 @@
+"""Small Kubernetes helpers shared by the components: namespaces and Helm releases declared one way."""
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.pins import HelmChart
+
+PART_OF = "llm-platform"
+
+
+def labels(component: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The labels every object of the platform carries."""
+    return {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/component": component, **(extra or {})}
+
+
+def namespace(
+    resource_name: str, name: str, component: str, pod_security: str, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Namespace:
+    """A namespace whose Pod Security level is enforced, audited and warned at the same level."""
+    psa = {f"pod-security.kubernetes.io/{mode}": pod_security for mode in ("enforce", "audit", "warn")}
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, labels=labels(component, psa)),
+        opts=opts,
+    )
+
+
+def helm_release(
+    resource_name: str,
+    chart: HelmChart,
+    namespace: pulumi.Input[str],
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
+    """A pinned Helm release with its fixed name; helm.v3.Release runs the chart's hooks and installs its CRDs."""
+    return k8s.helm.v3.Release(
+        resource_name,
+        k8s.helm.v3.ReleaseArgs(
+            name=chart.release,
+            chart=chart.chart,
+            version=chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+            namespace=namespace,
+            values=values,
+            cleanup_on_fail=True,
+            timeout=900,
+        ),
+        opts=opts,
+    )

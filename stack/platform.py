@@ -1,0 +1,76 @@
+"""The composition root: one explicit Kubernetes provider, then the components in dependency order."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.gpu_operator import GpuOperator
+from components.pins import KUBE_PROMETHEUS_STACK
+from stack.config import StackConfig
+
+
+@dataclass(frozen=True)
+class VariantCost:
+    """What one variant costs at its replica bounds: the numbers a reviewer checks before `pulumi up`."""
+
+    model: str
+    variant: str
+    accelerator: str
+    gpus_per_replica: int  # 0 for the simulator runtime, which requests no GPU
+    usd_per_replica_hour: float
+    min_replicas: int
+    max_replicas: int
+
+
+def variant_costs(config: StackConfig) -> list[VariantCost]:
+    return [
+        VariantCost(
+            model=m.name,
+            variant=v.name,
+            accelerator=v.accelerator_type,
+            gpus_per_replica=v.gpus_per_replica if v.uses_gpus else 0,
+            usd_per_replica_hour=v.cost,
+            min_replicas=v.min_replicas,
+            max_replicas=v.max_replicas,
+        )
+        for m in config.models
+        for v in m.variants
+    ]
+
+
+class Platform:
+    """Builds every enabled part of the platform from a validated config."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        target = config.kubernetes
+        self.provider = k8s.Provider("kubernetes", kubeconfig=target.kubeconfig, context=target.context)
+        on_cluster = pulumi.ResourceOptions(provider=self.provider)
+        # Selected by kube-prometheus-stack only when it carries the stack's `release` label.
+        monitor_labels = {"release": KUBE_PROMETHEUS_STACK.release} if config.monitoring.enabled else None
+        self.gpu_operator = (
+            GpuOperator("gpu-operator", config.gpu_operator, monitor_labels, on_cluster)
+            if config.gpu_operator.enabled
+            else None
+        )
+
+    def outputs(self) -> dict[str, object]:
+        """Stack outputs: where things are, and what the variants cost at their bounds."""
+        outputs: dict[str, object] = {
+            "variants": [
+                {
+                    "model": c.model,
+                    "variant": c.variant,
+                    "accelerator": c.accelerator,
+                    "gpusPerReplica": c.gpus_per_replica,
+                    "usdPerReplicaHour": c.usd_per_replica_hour,
+                    "minReplicas": c.min_replicas,
+                    "maxReplicas": c.max_replicas,
+                }
+                for c in variant_costs(self.config)
+            ]
+        }
+        if self.gpu_operator is not None:
+            outputs["gpuOperatorNamespace"] = self.gpu_operator.namespace.metadata.name
+        return outputs

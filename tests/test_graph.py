@@ -1,0 +1,113 @@
+"""The resource graph every stack declares: one explicit provider, parenting, names, pinned charts."""
+
+from collections import Counter
+from typing import Any
+
+import pytest
+import yaml
+
+from components import pins
+from stack.mocks import Declared
+from stack.render import HELM_RELEASE, Rendered
+from tests.conftest import Render, chart_values_dir, stack_config
+
+PROVIDER_TYPE = "pulumi:providers:kubernetes"
+
+
+def all_stacks(rendered_stacks: dict[str, Rendered], render_config: Render) -> list[Rendered]:
+    """The shipped stacks plus one with every optional GPU Operator setting on."""
+    raw = stack_config("prod")
+    raw["gpuOperator"] = {"driver": "preinstalled", "timeSlicing": {"replicas": 4}, "migStrategy": "mixed"}
+    return [*rendered_stacks.values(), render_config(raw, "full")]
+
+
+@pytest.fixture
+def stacks(rendered_stacks: dict[str, Rendered], render_config: Render) -> list[Rendered]:
+    return all_stacks(rendered_stacks, render_config)
+
+
+def test_every_kubernetes_resource_uses_the_one_explicit_provider(stacks: list[Rendered]) -> None:
+    for rendered in stacks:
+        providers = [d for d in rendered.declared if d.type == PROVIDER_TYPE]
+        assert len(providers) == 1
+        explicit = f"{providers[0].urn}::{providers[0].name}-id"
+        for d in rendered.declared:
+            if d.custom and d.type.startswith("kubernetes:"):
+                assert d.provider == explicit, d.urn
+
+
+def test_every_resource_is_parented_by_a_component_and_named_after_it(stacks: list[Rendered]) -> None:
+    for rendered in stacks:
+        by_urn = {d.urn: d for d in rendered.declared}
+        for d in rendered.declared:
+            if d.type == PROVIDER_TYPE:
+                continue
+            if not d.custom:
+                assert d.type.startswith("llm-platform:"), d.type
+                continue
+            parent = by_urn[d.parent]
+            assert not parent.custom and parent.type.startswith("llm-platform:"), d.urn
+            assert d.name.startswith(f"{parent.name}-"), d.urn
+
+
+def test_names_are_unique(stacks: list[Rendered]) -> None:
+    for rendered in stacks:
+        names = Counter(d.name for d in rendered.declared)
+        assert [n for n, count in names.items() if count > 1] == []
+        objects = Counter(
+            (doc["apiVersion"], doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"])
+            for docs in rendered.documents.values()
+            for doc in docs
+        )
+        assert [o for o, count in objects.items() if count > 1] == []
+
+
+def releases(rendered: Rendered) -> list[Declared]:
+    return [d for d in rendered.declared if d.type == HELM_RELEASE]
+
+
+def test_helm_releases_are_pinned_with_fixed_names(stacks: list[Rendered]) -> None:
+    pinned = {c.chart: c for c in vars(pins).values() if isinstance(c, pins.HelmChart)}
+    for rendered in stacks:
+        for release in releases(rendered):
+            chart = pinned[release.inputs["chart"]]
+            assert release.inputs["version"] == chart.version
+            assert release.inputs["name"] == chart.release
+            assert release.inputs["repositoryOpts"] == {"repo": chart.repo}
+
+
+def missing_value_paths(values: Any, defaults: Any, path: str = "") -> list[str]:
+    """Paths we set that the chart does not define. An empty map or a list in the defaults is free-form."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
+        return []
+    missing = []
+    for key, value in values.items():
+        if key not in defaults:
+            missing.append(f"{path}{key}")
+        else:
+            missing += missing_value_paths(value, defaults[key], f"{path}{key}.")
+    return missing
+
+
+def test_every_helm_value_path_exists_in_the_pinned_chart(stacks: list[Rendered]) -> None:
+    charts = chart_values_dir()
+    if charts is None:
+        pytest.skip("chart default values not found: set LLM_PLATFORM_CHART_VALUES")
+    checked = 0
+    for rendered in stacks:
+        for release in releases(rendered):
+            defaults = yaml.safe_load((charts / release.inputs["chart"] / "values.yaml").read_text())
+            assert missing_value_paths(release.inputs["values"], defaults) == [], release.urn
+            checked += 1
+    assert checked >= 2
+
+
+def test_value_path_check_catches_a_misspelt_key() -> None:
+    defaults = {"dcgmExporter": {"serviceMonitor": {"enabled": True, "additionalLabels": {}}}}
+    assert (
+        missing_value_paths({"dcgmExporter": {"serviceMonitor": {"additionalLabels": {"release": "x"}}}}, defaults)
+        == []
+    )
+    assert missing_value_paths({"dcgmExporter": {"servicemonitor": {"enabled": True}}}, defaults) == [
+        "dcgmExporter.servicemonitor"
+    ]

@@ -8,6 +8,34 @@ from pydantic.alias_generators import to_camel
 
 THRESHOLDS_CONFIGMAP = "capacity-scaling-config"
 
+# Labels of model-server pods (llm-d conventions): the Services, monitors and the autoscaler select by these.
+SERVING_LABEL = "llm-d.ai/inference-serving"
+MODEL_LABEL = "llm-d.ai/model"
+ROLE_LABEL = "llm-d.ai/role"
+VARIANT_LABEL = "llm-platform.io/variant"
+# Model servers expose the OpenAI API and Prometheus metrics on this named port.
+SERVING_PORT_NAME = "http"
+SERVING_PORT = 8000
+METRICS_PATH = "/metrics"
+
+# The autoscaler's own pods and metrics (names compatible with WVA's, for users who actuate with HPA or KEDA).
+AUTOSCALER_APP = "llm-platform-autoscaler"
+AUTOSCALER_METRICS_PORT_NAME = "metrics"
+AUTOSCALER_METRICS_PORT = 8080
+METRIC_DESIRED_REPLICAS = "wva_desired_replicas"  # gauge {model_id, model_namespace, variant, accelerator}
+METRIC_CURRENT_REPLICAS = "wva_current_replicas"  # gauge, same labels
+METRIC_VARIANT_COST = "wva_variant_cost_per_replica_hour"  # gauge, same labels
+METRIC_DECISIONS = "wva_scaling_decisions_total"  # counter {model_id, model_namespace, variant, direction, reason}
+METRIC_METRICS_AVAILABLE = "wva_metrics_available"  # gauge 0/1 {model_id, model_namespace}
+METRIC_RECONCILE_SECONDS = "wva_reconcile_duration_seconds"  # histogram
+METRIC_RECONCILE_ERRORS = "wva_reconcile_errors_total"  # counter
+METRIC_LAST_RECONCILE = "wva_last_reconcile_timestamp_seconds"  # gauge, unix time
+
+
+def serving_labels(model: str, variant: str) -> dict[str, str]:
+    """The labels of one variant's pods; the model's endpoint selects all variants by the first three."""
+    return {SERVING_LABEL: "true", MODEL_LABEL: model, ROLE_LABEL: "decode", VARIANT_LABEL: variant}
+
 
 class ApiModel(BaseModel):
     """camelCase on the wire, unknown keys rejected: a misspelt key must never be silently ignored."""

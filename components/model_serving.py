@@ -1,11 +1,13 @@
-"""Model serving: llm-d style model servers, one Deployment per GPU variant (config; component to come)."""
+"""Model serving: llm-d style model servers, one Deployment per GPU variant, one endpoint per model."""
 
 from typing import Literal
 
+import pulumi
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from autoscaler.accelerators import ACCELERATORS
 from components.args import ArgsModel, DnsLabel, PinnedImage, duplicates, problems
+from components.kube import namespace
 
 Runtime = Literal["vllm", "tgi", "simulator"]
 GPU_RUNTIMES = ("vllm", "tgi")
@@ -67,3 +69,18 @@ class ModelArgs(ArgsModel):
         if found:
             raise problems(found)
         return self
+
+
+class ModelNamespace(pulumi.ComponentResource):
+    """A namespace model servers run in, shared by the models that name it and by their storage claim.
+
+    Pod Security `baseline`: the vLLM and TGI images run as root; everything else in it passes `restricted`.
+    """
+
+    def __init__(self, name: str, namespace_name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llm-platform:model_serving:ModelNamespace", name, None, opts)
+        self.namespace = namespace(
+            f"{name}-namespace", namespace_name, "model-serving", "baseline", pulumi.ResourceOptions(parent=self)
+        )
+        self.name = self.namespace.metadata.name
+        self.register_outputs({"name": self.name})

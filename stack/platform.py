@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu_operator import GpuOperator
+from components.model_serving import ModelNamespace
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
 
@@ -54,6 +55,10 @@ class Platform:
             if config.gpu_operator.enabled
             else None
         )
+        # Shared by the models that name them and by the storage claim the models mount.
+        self.model_namespaces = {
+            ns: ModelNamespace(f"models-{ns}", ns, on_cluster) for ns in sorted({m.namespace for m in config.models})
+        }
 
     def outputs(self) -> dict[str, object]:
         """Stack outputs: where things are, and what the variants cost at their bounds."""

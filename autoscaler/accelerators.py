@@ -1,7 +1,8 @@
-"""GPU accelerator types the platform knows, and how GPU Feature Discovery names them on nodes.
+"""GPU accelerator types the platform knows, how GPU Feature Discovery names them, and capacity priors.
 
 Node affinity matches a type to a list of `nvidia.com/gpu.product` values, never one string: the same GPU has
-several board names (SXM, PCIe, NVL).
+several board names (SXM, PCIe, NVL). The priors describe a 70B model on 4 GPUs of the type (the seed's shape);
+the autoscaler starts from them and learns the real capacity online.
 """
 
 from dataclasses import dataclass
@@ -14,15 +15,18 @@ class Accelerator:
     name: str
     products: tuple[str, ...]
     memory_gib: int
+    decode_step_ms: float  # prior: one decode iteration at small batch (ITL floor)
+    kv_cache_tokens: int  # prior: KV-cache capacity of one replica
+    capacity_rps: float  # prior: requests/s one replica serves at ITL <= 100 ms on a conversation mix
 
 
 ACCELERATORS: dict[str, Accelerator] = {
     a.name: a
     for a in (
-        Accelerator("L40S", ("NVIDIA-L40S",), 48),
-        Accelerator("A100-40GB", ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"), 40),
-        Accelerator("A100-80GB", ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"), 80),
-        Accelerator("H100", ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"), 80),
-        Accelerator("H200", ("NVIDIA-H200", "NVIDIA-H200-NVL"), 141),
+        Accelerator("L40S", ("NVIDIA-L40S",), 48, 28.0, 279_000, 1.7),
+        Accelerator("A100-40GB", ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"), 40, 31.7, 30_000, 0.5),
+        Accelerator("A100-80GB", ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"), 80, 24.6, 476_000, 2.5),
+        Accelerator("H100", ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"), 80, 15.2, 472_000, 7.1),
+        Accelerator("H200", ("NVIDIA-H200", "NVIDIA-H200-NVL"), 141, 10.6, 1_100_000, 10.0),
     )
 }

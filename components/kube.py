@@ -49,3 +49,12 @@ def helm_release(
         ),
         opts=opts,
     )
+
+
+def manifest(value: dict[str, Any]) -> Any:
+    """A plain manifest dict (camelCase keys, as in the Kubernetes docs) passed where the SDK types its inputs.
+
+    The SDK serializes such dicts unchanged; its TypedDicts would only restate the Kubernetes schema, which the
+    render validates strictly instead.
+    """
+    return value

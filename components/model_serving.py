@@ -1,13 +1,16 @@
 """Model serving: llm-d style model servers, one Deployment per GPU variant, one endpoint per model."""
 
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
+import pulumi_kubernetes as k8s
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from autoscaler.accelerators import ACCELERATORS
-from components.args import ArgsModel, DnsLabel, PinnedImage, duplicates, problems
-from components.kube import namespace
+from autoscaler.api import MODEL_LABEL, SERVING_LABEL, SERVING_PORT, SERVING_PORT_NAME, serving_labels
+from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
+from components.kube import labels, manifest, namespace
+from components.model_server_pod import WeightsVolume, deployment_spec, pod_labels
 
 Runtime = Literal["vllm", "tgi", "simulator"]
 GPU_RUNTIMES = ("vllm", "tgi")
@@ -29,6 +32,9 @@ class VariantArgs(ArgsModel):
     cost: float = Field(gt=0, description="USD per replica-hour")
     max_replicas: int = Field(4, ge=1)
     min_replicas: int = Field(0, ge=0)
+    # Per replica; the defaults follow the runtime and the GPU count.
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
 
     @property
     def uses_gpus(self) -> bool:
@@ -57,11 +63,52 @@ class VariantArgs(ArgsModel):
         return minimum
 
 
+class SloArgs(ArgsModel):
+    """The latency a model's traffic must be served within: alerts and the autoscaler's benchmark use it."""
+
+    ttft_seconds: float = Field(2.0, gt=0)
+    tpot_seconds: float = Field(0.1, gt=0)
+
+
+class GatewayRef(ArgsModel):
+    name: str = Field(min_length=1)
+    namespace: DnsLabel | None = None
+
+
+class EndpointArgs(ArgsModel):
+    """How clients outside the cluster reach a model; inside, its Service always answers on the model's name."""
+
+    route: Literal["none", "ingress", "httproute"] = "none"
+    host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    tls_secret_name: DnsLabel | None = None
+    ingress_class_name: str | None = None
+    gateway: GatewayRef | None = None
+
+    @model_validator(mode="after")
+    def _route_has_what_it_needs(self) -> "EndpointArgs":
+        found = []
+        if self.route != "none" and self.host is None:
+            found.append(("host", f"required when route is {self.route}"))
+        if self.route == "httproute" and self.gateway is None:
+            found.append(("gateway", "required when route is httproute (the Gateway that terminates TLS)"))
+        if self.route != "ingress" and (self.tls_secret_name or self.ingress_class_name):
+            found.append(("route", "tlsSecretName and ingressClassName apply to route: ingress only"))
+        if found:
+            raise problems(found)
+        return self
+
+
 class ModelArgs(ArgsModel):
     name: DnsLabel
     model_id: str = Field(alias="modelID", min_length=1)
     namespace: DnsLabel = "llm"
     variants: list[VariantArgs] = Field(min_length=1)
+    slo: SloArgs = SloArgs()
+    max_model_len: int | None = Field(None, ge=128)
+    gpu_memory_utilization: float = Field(0.95, gt=0, le=1)
+    # Passed to every variant's server after the platform's own arguments.
+    extra_args: list[str] = Field(default_factory=list)
+    endpoint: EndpointArgs = EndpointArgs()
 
     @model_validator(mode="after")
     def _unique_variant_names(self) -> "ModelArgs":
@@ -84,3 +131,96 @@ class ModelNamespace(pulumi.ComponentResource):
         )
         self.name = self.namespace.metadata.name
         self.register_outputs({"name": self.name})
+
+
+class ModelServing(pulumi.ComponentResource):
+    """One model: a Deployment and a PodDisruptionBudget per variant, one Service across all of them, and
+    optionally an Ingress or HTTPRoute. With the autoscaler on, replicas after creation are its to set."""
+
+    def __init__(
+        self,
+        name: str,
+        model: ModelArgs,
+        namespace: pulumi.Input[str],
+        weights: WeightsVolume | None,
+        autoscaled: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llm-platform:model_serving:ModelServing", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        replicas_owned = pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"] if autoscaled else None)
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        for variant in model.variants:
+            meta = {"name": variant.name, "namespace": namespace, "labels": pod_labels(model, variant)}
+            self.deployments[variant.name] = k8s.apps.v1.Deployment(
+                f"{name}-{variant.name}",
+                metadata=manifest(meta),
+                spec=manifest(deployment_spec(model, variant, weights)),
+                opts=replicas_owned,
+            )
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-{variant.name}-pdb",
+                metadata=manifest(meta),
+                spec=manifest(
+                    {"maxUnavailable": 1, "selector": {"matchLabels": serving_labels(model.name, variant.name)}}
+                ),
+                opts=child,
+            )
+        endpoint_labels = {SERVING_LABEL: "true", MODEL_LABEL: model.name}
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=manifest(self._meta(model, namespace)),
+            spec=manifest(
+                {
+                    "selector": endpoint_labels,
+                    "ports": [{"name": SERVING_PORT_NAME, "port": SERVING_PORT, "targetPort": SERVING_PORT_NAME}],
+                }
+            ),
+            opts=child,
+        )
+        route = model.endpoint
+        if route.route == "ingress":
+            k8s.networking.v1.Ingress(
+                f"{name}-ingress",
+                metadata=manifest(self._meta(model, namespace)),
+                spec=manifest(ingress_spec(model)),
+                opts=child,
+            )
+        elif route.route == "httproute":
+            k8s.apiextensions.CustomResource(
+                f"{name}-httproute",
+                api_version="gateway.networking.k8s.io/v1",
+                kind="HTTPRoute",
+                metadata=self._meta(model, namespace),
+                spec=http_route_spec(model),
+                opts=child,
+            )
+        self.register_outputs({"service": self.service.metadata.name})
+
+    @staticmethod
+    def _meta(model: ModelArgs, namespace: pulumi.Input[str]) -> dict[str, Any]:
+        return {"name": model.name, "namespace": namespace, "labels": labels("model-server")}
+
+
+def ingress_spec(model: ModelArgs) -> dict[str, Any]:
+    endpoint = model.endpoint
+    backend = {"service": {"name": model.name, "port": {"name": SERVING_PORT_NAME}}}
+    spec: dict[str, Any] = {
+        "rules": [{"host": endpoint.host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]
+    }
+    if endpoint.ingress_class_name:
+        spec["ingressClassName"] = endpoint.ingress_class_name
+    if endpoint.tls_secret_name:
+        spec["tls"] = [{"hosts": [endpoint.host], "secretName": endpoint.tls_secret_name}]
+    return spec
+
+
+def http_route_spec(model: ModelArgs) -> dict[str, Any]:
+    gateway = model.endpoint.gateway
+    assert gateway is not None  # checked by EndpointArgs
+    parent = {"name": gateway.name, **({"namespace": gateway.namespace} if gateway.namespace else {})}
+    return {
+        "parentRefs": [parent],
+        "hostnames": [model.endpoint.host],
+        "rules": [{"backendRefs": [{"name": model.name, "port": SERVING_PORT}]}],
+    }

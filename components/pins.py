@@ -15,3 +15,9 @@ GPU_OPERATOR = HelmChart("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "
 KUBE_PROMETHEUS_STACK = HelmChart(
     "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3", "kube-prometheus-stack"
 )
+
+# Model-server images. vLLM's entrypoint is already `vllm serve`; the `-cu129` tag is its CUDA 12.9 build.
+VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
+TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.5"
+# GPU-free vLLM stand-in with the same OpenAI API and `vllm:*` metrics (dev clusters, end-to-end tests).
+SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.11.2"

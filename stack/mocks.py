@@ -37,6 +37,7 @@ class Declared:
     provider: str
     custom: bool
     inputs: dict[str, Any]
+    ignore_changes: tuple[str, ...]
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -72,6 +73,7 @@ class _RecordingMonitor(MockMonitor):
                 provider=request.provider,
                 custom=request.custom,
                 inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                ignore_changes=tuple(request.ignoreChanges),
             )
             with self._lock:
                 self.declared.append(record)

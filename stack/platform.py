@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.gpu_operator import GpuOperator
-from components.model_serving import ModelNamespace
+from components.model_serving import ModelNamespace, ModelServing
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
 
@@ -59,6 +59,17 @@ class Platform:
         self.model_namespaces = {
             ns: ModelNamespace(f"models-{ns}", ns, on_cluster) for ns in sorted({m.namespace for m in config.models})
         }
+        self.model_servers = [
+            ModelServing(
+                f"model-{m.name}",
+                m,
+                self.model_namespaces[m.namespace].name,
+                None,
+                autoscaled=config.autoscaler.enabled,
+                opts=on_cluster,
+            )
+            for m in config.models
+        ]
 
     def outputs(self) -> dict[str, object]:
         """Stack outputs: where things are, and what the variants cost at their bounds."""

@@ -1,0 +1,170 @@
+"""The pod of one model-server variant, as plain manifest dicts: a pure function of the model and the variant.
+
+llm-d conventions: the model is served under its model id (`--served-model-name`), which is also the `model_name`
+label of every `vllm:*` metric the autoscaler queries by; weights come read-only from the shared volume.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from autoscaler.accelerators import ACCELERATORS, PRODUCT_LABEL
+from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
+from components.args import GPU_TOLERATION
+from components.kube import labels
+from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
+
+if TYPE_CHECKING:  # the args live with the component, which builds its pods from this module
+    from components.model_serving import ModelArgs, VariantArgs
+
+MODELS_MOUNT = "/models"
+DEFAULT_IMAGES = {"vllm": VLLM_IMAGE, "tgi": TGI_IMAGE, "simulator": SIMULATOR_IMAGE}
+# A 70B model loads in ~3.5 minutes warm and over 10 cold: up to an hour before liveness applies (llm-d: 30 s x 120).
+STARTUP_PERIOD_SECONDS = 30
+STARTUP_FAILURES = 120
+# Requests in flight finish before the pod goes; the endpoint is withdrawn first (preStop).
+GPU_GRACE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class WeightsVolume:
+    """The claim holding the weights in the model's namespace, and the model's folder inside it."""
+
+    claim: str
+    sub_path: str
+
+
+def pod_labels(model: ModelArgs, variant: VariantArgs) -> dict[str, str]:
+    return labels("model-server", {**serving_labels(model.name, variant.name), "app.kubernetes.io/name": model.name})
+
+
+def server_args(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | None) -> list[str]:
+    """Command-line of the server; without a weights volume vLLM and TGI fetch the model by id themselves."""
+    source = f"{MODELS_MOUNT}/{weights.sub_path}" if weights else model.model_id
+    port = str(SERVING_PORT)
+    if variant.runtime == "vllm":
+        args = [source, "--served-model-name", model.model_id, "--port", port]
+        args += ["--tensor-parallel-size", str(variant.gpus_per_replica)]
+        args += ["--gpu-memory-utilization", str(model.gpu_memory_utilization)]
+        args += ["--max-model-len", str(model.max_model_len)] if model.max_model_len else []
+    elif variant.runtime == "tgi":
+        args = ["--model-id", source, "--served-model-name", model.model_id, "--port", port, "--hostname", "0.0.0.0"]
+        args += ["--num-shard", str(variant.gpus_per_replica)]
+        args += ["--max-total-tokens", str(model.max_model_len)] if model.max_model_len else []
+    else:
+        args = ["--model", model.model_id, "--served-model-name", model.model_id, "--port", port]
+        args += simulator_profile(variant)
+    return args + model.extra_args
+
+
+def simulator_profile(variant: VariantArgs) -> list[str]:
+    """A small replica of the variant's accelerator: concurrency and speed keep the ratios between variants, so a
+    laptop load generator saturates the cheap variant first and the autoscaler has something to do."""
+    prior = ACCELERATORS.get(variant.accelerator_type)
+    step_ms = prior.decode_step_ms if prior else 25.0
+    capacity = prior.capacity_rps if prior else 2.0
+    return [
+        "--max-num-seqs",
+        str(max(2, math.ceil(capacity * 4))),
+        "--inter-token-latency",
+        f"{step_ms:g}ms",
+        "--time-to-first-token",
+        f"{step_ms * 10:g}ms",
+        "--time-factor-under-load",
+        "2.0",
+    ]
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": SERVING_PORT_NAME},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 5,
+    }
+
+
+def _resources(variant: VariantArgs) -> dict[str, Any]:
+    if not variant.uses_gpus:
+        cpu, memory = variant.cpu or "500m", variant.memory or "256Mi"
+        return {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": cpu, "memory": memory}}
+    gpus = variant.gpus_per_replica
+    cpu, memory = variant.cpu or str(4 * gpus), variant.memory or f"{24 * gpus}Gi"
+    limits = {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(gpus)}
+    return {"requests": dict(limits), "limits": limits}
+
+
+def server_container(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | None) -> dict[str, Any]:
+    ready_path = "/health" if variant.runtime == "tgi" else "/v1/models"
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": variant.image or DEFAULT_IMAGES[variant.runtime],
+        "args": server_args(model, variant, weights),
+        "ports": [{"name": SERVING_PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        "resources": _resources(variant),
+        "startupProbe": _probe(ready_path, STARTUP_PERIOD_SECONDS, STARTUP_FAILURES),
+        "readinessProbe": _probe(ready_path, 10, 3),
+        "livenessProbe": _probe("/health", 10, 3),
+        "volumeMounts": [],
+        "env": [],
+    }
+    if variant.uses_gpus:
+        container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+        if weights:
+            container["volumeMounts"].append({"name": "weights", "mountPath": MODELS_MOUNT, "readOnly": True})
+            container["env"].append({"name": "HF_HUB_OFFLINE", "value": "1"})
+    else:
+        # The simulator passes Pod Security `restricted`.
+        container["securityContext"] = {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        container["volumeMounts"].append({"name": "tmp", "mountPath": "/tmp"})
+    return container
+
+
+def pod_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [server_container(model, variant, weights)],
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": GPU_GRACE_SECONDS if variant.uses_gpus else 30,
+    }
+    if variant.node_selector:
+        spec["nodeSelector"] = dict(variant.node_selector)
+    if not variant.uses_gpus:
+        spec["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+        return spec
+    if not variant.node_selector:
+        products = list(ACCELERATORS[variant.accelerator_type].products)
+        term = {"matchExpressions": [{"key": PRODUCT_LABEL, "operator": "In", "values": products}]}
+        spec["affinity"] = {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+        }
+    spec["tolerations"] = [GPU_TOLERATION.model_dump(by_alias=True, exclude_none=True)]
+    spec["volumes"] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "20Gi"}}]
+    if weights:
+        spec["volumes"].append(
+            {"name": "weights", "persistentVolumeClaim": {"claimName": weights.claim, "readOnly": True}}
+        )
+    return spec
+
+
+def deployment_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | None) -> dict[str, Any]:
+    """Replicas start at minReplicas; a GPU rollout replaces pods one at a time without needing a spare GPU."""
+    selector = serving_labels(model.name, variant.name)
+    spec: dict[str, Any] = {
+        "replicas": variant.min_replicas,
+        "selector": {"matchLabels": selector},
+        "template": {"metadata": {"labels": pod_labels(model, variant)}, "spec": pod_spec(model, variant, weights)},
+    }
+    if variant.uses_gpus:
+        spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    return spec

@@ -1,0 +1,64 @@
+"""The cheapest replica mix that covers a demand: a small bounded covering problem, solved exactly.
+
+Variants are ranked by cost per unit of capacity, not cost per hour: with AWS prices the cheapest replica is the
+worst value. Branch and bound over the variants in that order; a model has a handful of variants, so it is fast.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Option:
+    """A variant as the planner sees it: price and capacity of one replica, and the allowed replica range."""
+
+    name: str
+    cost: float
+    capacity: float
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class Mix:
+    counts: dict[str, int]
+    cost: float
+    capacity: float
+    covered: bool  # False when even every variant at its maximum falls short
+
+
+def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
+    ranked = sorted(options, key=lambda o: (o.cost / o.capacity, o.cost, o.name))
+    base = {o.name: o.low for o in ranked}
+    base_capacity = sum(o.low * o.capacity for o in ranked)
+    base_cost = sum(o.low * o.cost for o in ranked)
+    if base_capacity >= demand:
+        return Mix(base, base_cost, base_capacity, True)
+    if sum(o.high * o.capacity for o in ranked) < demand:
+        return Mix({o.name: o.high for o in ranked}, sum(o.high * o.cost for o in ranked), sum(o.high * o.capacity for o in ranked), False)
+
+    best_cost = math.inf
+    best: dict[str, int] = {}
+    extra = [0] * len(ranked)
+
+    def search(i: int, residual: float, cost: float) -> None:
+        nonlocal best_cost, best
+        if residual <= 1e-9:
+            if cost < best_cost:
+                best_cost, best = cost, {o.name: o.low + e for o, e in zip(ranked, extra, strict=True)}
+            return
+        if i == len(ranked):
+            return
+        option = ranked[i]
+        # No mix of the remaining variants covers a unit of demand more cheaply than this one does.
+        if cost + residual * option.cost / option.capacity >= best_cost:
+            return
+        most = min(option.high - option.low, math.ceil(residual / option.capacity - 1e-9))
+        for n in range(most, -1, -1):
+            extra[i] = n
+            search(i + 1, residual - n * option.capacity, cost + n * option.cost)
+        extra[i] = 0
+
+    search(0, demand - base_capacity, base_cost)
+    return Mix(best, best_cost, sum(best[o.name] * o.capacity for o in ranked), True)

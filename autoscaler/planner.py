@@ -36,7 +36,12 @@ def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
     if base_capacity >= demand:
         return Mix(base, base_cost, base_capacity, True)
     if sum(o.high * o.capacity for o in ranked) < demand:
-        return Mix({o.name: o.high for o in ranked}, sum(o.high * o.cost for o in ranked), sum(o.high * o.capacity for o in ranked), False)
+        return Mix(
+            {o.name: o.high for o in ranked},
+            sum(o.high * o.cost for o in ranked),
+            sum(o.high * o.capacity for o in ranked),
+            False,
+        )
 
     best_cost = math.inf
     best: dict[str, int] = {}

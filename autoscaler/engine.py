@@ -1,0 +1,252 @@
+"""Pure scaling decisions: (variants, thresholds, samples, replica state, memory, clock) -> targets and a reason.
+
+No I/O: the controller in the cluster and the simulator call the same `decide`, so the benchmark measures the code
+that runs in production. Two modes:
+
+- `wva-v1`: the seed's algorithm exactly (REFERENCE section 7): +-1 replica per cycle on the saturation signal.
+- `default`: plans the cheapest mix of variants that serves the measured demand within the latency SLO, ranking
+  variants by cost per unit of capacity learned online from observed inter-token latency; steps to the plan at
+  once, counts pending replicas as supply, brings variants up from zero, scales down only after the lower plan has
+  held for a window, and keeps the seed's saturation analysis as a guardrail.
+
+Both hold replicas, and never scale down, when metrics are missing, stale or contradictory.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from autoscaler.api import Thresholds
+from autoscaler.planner import Option, cheapest_mix
+from autoscaler.saturation import Load, analyze
+
+Mode = Literal["default", "wva-v1"]
+Action = Literal["scale-up", "scale-down", "rebalance", "none", "hold"]
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A variant with its capacity priors (for a replica of this variant, before anything is learned)."""
+
+    name: str
+    cost: float
+    min_replicas: int
+    max_replicas: int
+    decode_step_s: float  # inter-token latency of a nearly idle replica
+    capacity_rps: float  # requests/s a replica serves at an inter-token latency of 100 ms
+
+
+@dataclass(frozen=True)
+class VariantStatus:
+    """Replica counts of a variant's Deployment: spec (desired), status (current) and ready."""
+
+    name: str
+    desired: int
+    current: int
+    ready: int
+
+
+@dataclass(frozen=True)
+class ReplicaSample:
+    """One live replica's metrics over the last minute (peaks for KV and queue, rates and means for the rest)."""
+
+    variant: str
+    pod: str
+    kv: float
+    queue: float
+    throughput: float  # requests/s completed
+    itl_s: float | None  # mean inter-token latency; None when it generated nothing
+
+
+@dataclass(frozen=True)
+class Observation:
+    samples: tuple[ReplicaSample, ...]
+    sample_age_s: float | None  # age of the newest sample; None when Prometheus returned no series
+    requests_in_retention: float | None  # requests completed over the retention window; None when unknown
+
+
+@dataclass(frozen=True)
+class Tuning:
+    tpot_slo_s: float = 0.1  # the model's inter-token latency objective
+    itl_margin: float = 0.8  # plan replicas to run at this fraction of the objective
+    headroom: float = 0.1  # extra capacity over the measured demand
+    backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
+    scale_down_window_s: float = 300.0
+    stale_after_s: float = 60.0
+    learn_rate: float = 0.3
+    min_utilization_to_learn: float = 0.15
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the engine carries between cycles: learned full-load capacity per variant, recent plans."""
+
+    full_capacity: Mapping[str, float] = field(default_factory=dict)
+    plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    targets: dict[str, int]
+    action: Action
+    reason: str
+    metrics_available: bool = True
+
+
+def decide(
+    mode: Mode,
+    variants: Sequence[VariantSpec],
+    thresholds: Thresholds,
+    status: Mapping[str, VariantStatus],
+    observation: Observation,
+    memory: Memory,
+    now: float,
+    tuning: Tuning = Tuning(),
+) -> tuple[Decision, Memory]:
+    desired = {v.name: status[v.name].desired if v.name in status else v.min_replicas for v in variants}
+    problem = _unusable(variants, status, observation, tuning)
+    if problem is not None:
+        return Decision(desired, "hold", problem, metrics_available=False), memory
+    if observation.requests_in_retention == 0 and sum(desired.values()) > sum(v.min_replicas for v in variants):
+        idle = {v.name: v.min_replicas for v in variants}
+        return _decision(desired, idle, "no requests over the retention window: down to minimums"), memory
+    if mode == "wva-v1":
+        return _seed(variants, thresholds, status, observation), memory
+    pending = sum(max(0, desired[n] - status[n].ready) for n in desired if n in status)
+    return _planned(variants, thresholds, desired, pending, observation, memory, now, tuning)
+
+
+def _unusable(
+    variants: Sequence[VariantSpec], status: Mapping[str, VariantStatus], obs: Observation, tuning: Tuning
+) -> str | None:
+    """Why the metrics cannot be acted on, or None. Any reason holds every replica where it is."""
+    serving = sum(status[v.name].ready for v in variants if v.name in status)
+    if obs.sample_age_s is None:
+        return "no metrics for the model's replicas" if serving else None
+    if obs.sample_age_s > tuning.stale_after_s:
+        return f"metrics are stale: newest sample {obs.sample_age_s:.0f}s old (limit {tuning.stale_after_s:.0f}s)"
+    names = {v.name for v in variants}
+    for s in obs.samples:
+        values = (s.kv, s.queue, s.throughput, s.itl_s if s.itl_s is not None else 0.0)
+        if s.variant not in names or any(math.isnan(x) or x < 0 for x in values) or s.kv > 1.0 + 1e-6:
+            return f"contradictory metrics from pod {s.pod} (variant {s.variant})"
+    return None
+
+
+def _decision(desired: Mapping[str, int], targets: dict[str, int], reason: str) -> Decision:
+    ups = any(targets[n] > desired[n] for n in targets)
+    downs = any(targets[n] < desired[n] for n in targets)
+    action: Action = "rebalance" if ups and downs else "scale-up" if ups else "scale-down" if downs else "none"
+    return Decision(targets, action, reason)
+
+
+def _seed(
+    variants: Sequence[VariantSpec], t: Thresholds, status: Mapping[str, VariantStatus], obs: Observation
+) -> Decision:
+    """WVA v1: +-1 replica per cycle; nothing while any variant is in transition."""
+    current = {v.name: status[v.name].current if v.name in status else 0 for v in variants}
+    reporting = {v.name: sum(1 for s in obs.samples if s.variant == v.name) for v in variants}
+    for v in variants:
+        st = status.get(v.name)
+        if st is None or st.desired != st.current or reporting[v.name] != st.current:
+            return Decision(current, "hold", f"variant {v.name} is in transition")
+    targets = dict(current)
+    if sum(current.values()) == 0:
+        cheapest = min(variants, key=lambda v: (v.cost, v.name))
+        targets[cheapest.name] = 1
+        return _decision(current, targets, "no replica: one on the cheapest variant")
+    sat = analyze([Load(s.kv, s.queue) for s in obs.samples], t)
+    if sat.scale_up:
+        grow = [v for v in variants if current[v.name] < v.max_replicas and status[v.name].ready == current[v.name]]
+        if grow:
+            pick = min(grow, key=lambda v: (v.cost, v.name))
+            targets[pick.name] += 1
+            return _decision(current, targets, f"saturating ({sat.describe()}): +1 {pick.name}")
+        return Decision(current, "none", f"saturating ({sat.describe()}) but every variant is at its maximum")
+    if sat.scale_down_safe:
+        shrink = [v for v in variants if current[v.name] > max(1, v.min_replicas)]
+        if shrink:
+            pick = max(shrink, key=lambda v: (v.cost, v.name))
+            targets[pick.name] -= 1
+            return _decision(current, targets, f"spare capacity ({sat.describe()}): -1 {pick.name}")
+    return Decision(current, "none", sat.describe())
+
+
+def _planned(
+    variants: Sequence[VariantSpec],
+    t: Thresholds,
+    desired: Mapping[str, int],
+    pending: int,
+    obs: Observation,
+    memory: Memory,
+    now: float,
+    tuning: Tuning,
+) -> tuple[Decision, Memory]:
+    full = _learn(variants, obs, memory, tuning)
+    itl_target = tuning.tpot_slo_s * tuning.itl_margin
+    capacity = {v.name: full[v.name] * _utilization_at(v.decode_step_s, itl_target) for v in variants}
+    served = sum(s.throughput for s in obs.samples)
+    backlog = sum(s.queue for s in obs.samples) / tuning.backlog_drain_s
+    demand = (served + backlog) * (1 + tuning.headroom)
+    options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
+    mix = cheapest_mix(options, demand)
+    plan = dict(mix.counts)
+    if sum(plan.values()) == 0 and obs.requests_in_retention != 0:
+        best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
+        plan[best.name] = 1
+    reason = f"demand {demand:.2f} req/s, plan capacity {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
+
+    # Guardrail: the seed's saturation signal, and the latency objective itself; pending replicas are the answer
+    # to it already, so they stop it from adding more (no cascade while replicas start).
+    supply = sum(desired[n] * capacity[n] for n in desired)
+    planned = sum(plan[n] * capacity[n] for n in plan)
+    sat = analyze([Load(s.kv, s.queue) for s in obs.samples], t)
+    slow = [s.pod for s in obs.samples if s.itl_s is not None and s.itl_s > tuning.tpot_slo_s]
+    if (sat.scale_up or slow) and planned <= supply and not pending:
+        room = [o for o in options if desired[o.name] < o.high]
+        if room:
+            best = min(room, key=lambda o: (o.cost / o.capacity, o.name))
+            plan = dict(desired)
+            plan[best.name] += 1
+            why = f"ITL over objective on {', '.join(slow)}" if slow else f"saturating ({sat.describe()})"
+            reason = f"guardrail: {why}: +1 {best.name}"
+    elif not sat.scale_down_safe and planned < supply and sat.non_saturated < sat.replicas:
+        plan = dict(desired)
+        reason = f"guardrail: scale-down unsafe ({sat.describe()})"
+
+    # Scale down only to what every plan of the last window allowed; scale up at once.
+    plans = (*(p for p in memory.plans if now - p[0] < tuning.scale_down_window_s), (now, plan))
+    targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
+    if targets != plan:
+        reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
+    return _decision(desired, targets, reason), replace(memory, full_capacity=full, plans=plans)
+
+
+def _utilization_at(decode_step_s: float, itl_s: float) -> float:
+    """A replica's decode utilization when its inter-token latency is itl_s: ITL = step / (1 - utilization)."""
+    return min(0.99, max(0.05, 1 - decode_step_s / itl_s))
+
+
+def _learn(variants: Sequence[VariantSpec], obs: Observation, memory: Memory, tuning: Tuning) -> dict[str, float]:
+    """Full-load capacity (requests/s at utilization 1) per variant, learned from throughput over utilization.
+
+    Variants without observations keep their prior scaled by how far the observed variants are from theirs.
+    """
+    prior = {v.name: v.capacity_rps / _utilization_at(v.decode_step_s, 0.1) for v in variants}
+    learned = {n: c for n, c in memory.full_capacity.items() if n in prior}
+    for v in variants:
+        estimates = [
+            s.throughput / u
+            for s in obs.samples
+            if s.variant == v.name and s.itl_s is not None and s.throughput > 0
+            for u in [_utilization_at(v.decode_step_s, s.itl_s)]
+            if u >= tuning.min_utilization_to_learn
+        ]
+        if estimates:
+            estimate = sorted(estimates)[len(estimates) // 2]
+            old = learned.get(v.name, prior[v.name])
+            learned[v.name] = old + tuning.learn_rate * (estimate - old)
+    ratios = [learned[n] / prior[n] for n in learned]
+    scale = sum(ratios) / len(ratios) if ratios else 1.0
+    return {v.name: learned.get(v.name, prior[v.name] * scale) for v in variants}

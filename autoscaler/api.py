@@ -1,12 +1,23 @@
-"""The autoscaler's API: the thresholds ConfigMap format (and, with the controller, VariantAutoscaling).
+"""The autoscaler's API: VariantAutoscaling (spec and status) and the thresholds ConfigMap format.
 
-The stack config, the rendered ConfigMap and the controller all read these models, so the format is written once.
+The Pulumi component renders these objects and the CRD schema from these models, and the controller and the
+simulator read them back with the same models: the format is written once.
 """
+
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+GROUP = "wva.llm-d.io"
+VERSION = "v1alpha1"
+KIND = "VariantAutoscaling"
+PLURAL = "variantautoscalings"
 THRESHOLDS_CONFIGMAP = "capacity-scaling-config"
+# Defaults of a variant, shared with the stack config so that a stack file means the same to both.
+DEFAULT_GPUS_PER_REPLICA = 4
+DEFAULT_MAX_REPLICAS = 4
 
 # Labels of model-server pods (llm-d conventions): the Services, monitors and the autoscaler select by these.
 SERVING_LABEL = "llm-d.ai/inference-serving"
@@ -70,3 +81,80 @@ class ThresholdOverride(Thresholds):
 
     model_id: str = Field(alias="model_id", min_length=1)
     namespace: str = Field(min_length=1)
+
+
+class ScaleTargetRef(ApiModel):
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(min_length=1)
+
+
+class Variant(ApiModel):
+    """One variant of the model. Capacity priors default from the accelerator type; set them to calibrate."""
+
+    name: str = Field(min_length=1)
+    accelerator_type: str = Field(min_length=1)
+    cost: float = Field(gt=0, description="USD per replica-hour")
+    gpus_per_replica: int = Field(DEFAULT_GPUS_PER_REPLICA, ge=1)
+    min_replicas: int = Field(0, ge=0)
+    max_replicas: int = Field(DEFAULT_MAX_REPLICAS, ge=1)
+    scale_target_ref: ScaleTargetRef
+    capacity_rps: float | None = Field(None, gt=0, description="requests/s per replica at 100 ms inter-token latency")
+    decode_step_seconds: float | None = Field(None, gt=0, description="inter-token latency of an idle replica")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "Variant":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})")
+        return self
+
+
+class Slo(ApiModel):
+    ttft_seconds: float = Field(2.0, gt=0)
+    tpot_seconds: float = Field(0.1, gt=0)
+
+
+class VariantAutoscalingSpec(ApiModel):
+    model_id: str = Field(alias="modelID", min_length=1)
+    variants: list[Variant] = Field(min_length=1)
+    slo: Slo = Slo()
+
+
+class VariantReplicas(ApiModel):
+    name: str
+    current_replicas: int = 0
+    ready_replicas: int = 0
+    desired_replicas: int = 0
+
+
+class Condition(ApiModel):
+    type: Literal["MetricsAvailable", "TargetResolved", "Ready"]
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str
+    last_transition_time: str
+
+
+class LastDecision(ApiModel):
+    action: str
+    reason: str
+    time: str
+
+
+class VariantAutoscalingStatus(ApiModel):
+    variants: list[VariantReplicas] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    last_decision: LastDecision | None = None
+
+
+def spec_from_stack_model(model: Mapping[str, Any]) -> VariantAutoscalingSpec:
+    """The VariantAutoscaling spec of one model of a stack file (camelCase keys, as in `Pulumi.<stack>.yaml`).
+
+    Each variant scales the Deployment of its own name. The Pulumi component and the simulator both use this.
+    """
+    keep = ("name", "acceleratorType", "cost", "gpusPerReplica", "minReplicas", "maxReplicas")
+    variants = [{**{k: v[k] for k in keep if k in v}, "scaleTargetRef": {"name": v["name"]}} for v in model["variants"]]
+    return VariantAutoscalingSpec.model_validate({"modelID": model["modelID"], "variants": variants, **_slo(model)})
+
+
+def _slo(model: Mapping[str, Any]) -> dict[str, Any]:
+    return {"slo": model["slo"]} if "slo" in model else {}

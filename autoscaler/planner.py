@@ -28,7 +28,11 @@ class Mix:
     covered: bool  # False when even every variant at its maximum falls short
 
 
+EPSILON = 1e-9  # demand within this of the capacity counts as covered
+
+
 def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
+    demand = max(0.0, demand - EPSILON)
     ranked = sorted(options, key=lambda o: (o.cost / o.capacity, o.cost, o.name))
     base = {o.name: o.low for o in ranked}
     base_capacity = sum(o.low * o.capacity for o in ranked)
@@ -49,7 +53,7 @@ def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
 
     def search(i: int, residual: float, cost: float) -> None:
         nonlocal best_cost, best
-        if residual <= 1e-9:
+        if residual <= 0:
             if cost < best_cost:
                 best_cost, best = cost, {o.name: o.low + e for o, e in zip(ranked, extra, strict=True)}
             return
@@ -59,7 +63,7 @@ def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
         # No mix of the remaining variants covers a unit of demand more cheaply than this one does.
         if cost + residual * option.cost / option.capacity >= best_cost:
             return
-        most = min(option.high - option.low, math.ceil(residual / option.capacity - 1e-9))
+        most = min(option.high - option.low, math.ceil(residual / option.capacity))
         for n in range(most, -1, -1):
             extra[i] = n
             search(i + 1, residual - n * option.capacity, cost + n * option.cost)

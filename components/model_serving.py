@@ -7,7 +7,15 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from autoscaler.accelerators import ACCELERATORS
-from autoscaler.api import MODEL_LABEL, SERVING_LABEL, SERVING_PORT, SERVING_PORT_NAME, serving_labels
+from autoscaler.api import (
+    DEFAULT_GPUS_PER_REPLICA,
+    DEFAULT_MAX_REPLICAS,
+    MODEL_LABEL,
+    SERVING_LABEL,
+    SERVING_PORT,
+    SERVING_PORT_NAME,
+    serving_labels,
+)
 from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
 from components.kube import labels, manifest, namespace
 from components.model_server_pod import WeightsVolume, deployment_spec, pod_labels
@@ -28,9 +36,9 @@ class VariantArgs(ArgsModel):
     # Required for an accelerator type the platform does not know; overrides the product affinity otherwise.
     node_selector: dict[str, str] | None = None
     accelerator_type: str = Field(min_length=1)
-    gpus_per_replica: int = Field(4, ge=1, le=16)
+    gpus_per_replica: int = Field(DEFAULT_GPUS_PER_REPLICA, ge=1, le=16)
     cost: float = Field(gt=0, description="USD per replica-hour")
-    max_replicas: int = Field(4, ge=1)
+    max_replicas: int = Field(DEFAULT_MAX_REPLICAS, ge=1)
     min_replicas: int = Field(0, ge=0)
     # Per replica; the defaults follow the runtime and the GPU count.
     cpu: Quantity | None = None

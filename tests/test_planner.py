@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler.planner import Option, cheapest_mix
+from autoscaler.planner import EPSILON, Option, cheapest_mix
 
 SEED = [Option("l40s", 5, 1.7, 0, 8), Option("a100", 20, 2.5, 0, 4), Option("h100", 40, 7.1, 0, 4)]
 AWS = [Option("l40s", 10.49, 1.7, 0, 8), Option("a100", 13.72, 2.5, 0, 4), Option("h100", 27.52, 7.1, 0, 4)]
@@ -14,7 +14,7 @@ AWS = [Option("l40s", 10.49, 1.7, 0, 8), Option("a100", 13.72, 2.5, 0, 4), Optio
 def brute_force(options: list[Option], demand: float) -> float:
     best = float("inf")
     for counts in itertools.product(*(range(o.low, o.high + 1) for o in options)):
-        if sum(n * o.capacity for n, o in zip(counts, options, strict=True)) >= demand - 1e-9:
+        if sum(n * o.capacity for n, o in zip(counts, options, strict=True)) >= demand - EPSILON:
             best = min(best, sum(n * o.cost for n, o in zip(counts, options, strict=True)))
     return best
 

@@ -7,6 +7,7 @@ simulator read them back with the same models: the format is written once.
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -158,3 +159,42 @@ def spec_from_stack_model(model: Mapping[str, Any]) -> VariantAutoscalingSpec:
 
 def _slo(model: Mapping[str, Any]) -> dict[str, Any]:
     return {"slo": model["slo"]} if "slo" in model else {}
+
+
+def thresholds_configmap(default: Thresholds, overrides: list[ThresholdOverride]) -> dict[str, str]:
+    """The ConfigMap's data: the seed's `default` entry and one entry per override."""
+    data = {"default": _yaml(default.model_dump(by_alias=True))}
+    for o in overrides:
+        data[f"{o.namespace}.{o.model_id}".replace("/", ".").lower()] = _yaml(
+            o.model_dump(by_alias=True, exclude_unset=True)
+        )
+    return data
+
+
+def parse_thresholds_configmap(data: Mapping[str, str]) -> tuple[Thresholds, list[ThresholdOverride]]:
+    """Read the ConfigMap back; raises ValueError naming the entry when any entry is malformed."""
+    default = Thresholds()
+    overrides = []
+    for key, text in sorted(data.items()):
+        try:
+            raw = yaml.safe_load(text) or {}
+            if key == "default":
+                default = Thresholds.model_validate(raw)
+            else:
+                overrides.append(ThresholdOverride.model_validate({**default.model_dump(by_alias=True), **raw}))
+        except (yaml.YAMLError, ValueError) as error:
+            raise ValueError(f"{THRESHOLDS_CONFIGMAP} entry '{key}': {error}") from None
+    return default, overrides
+
+
+def thresholds_for(
+    model_id: str, namespace: str, default: Thresholds, overrides: list[ThresholdOverride]
+) -> Thresholds:
+    for o in overrides:
+        if (o.model_id, o.namespace) == (model_id, namespace):
+            return Thresholds.model_validate(o.model_dump(by_alias=True, exclude={"model_id", "namespace"}))
+    return default
+
+
+def _yaml(value: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(value), sort_keys=False)

@@ -1,0 +1,292 @@
+"""One reconcile pass over every VariantAutoscaling: read -> decide -> act -> report.
+
+Reads are a constant number of Kubernetes lists and Prometheus queries for all models together. Decisions are the
+engine's. Acting is refused for a Deployment an HPA owns, skipped in dry-run, and held whenever the inputs cannot be
+trusted; every hold says why in the object's status and, when it starts, in a Warning event.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from autoscaler.api import (
+    GROUP,
+    KIND,
+    THRESHOLDS_CONFIGMAP,
+    VERSION,
+    ThresholdOverride,
+    Thresholds,
+    VariantAutoscalingSpec,
+    parse_thresholds_configmap,
+    thresholds_for,
+)
+from autoscaler.engine import Decision, Memory, Mode, Observation, ReplicaSample, Tuning, VariantStatus, decide
+from autoscaler.kube import DeploymentState, Kube, ServingPod
+from autoscaler.metrics import Query, Snapshot, collect
+from autoscaler.priors import variant_spec
+from autoscaler.telemetry import Telemetry
+
+log = logging.getLogger("autoscaler")
+ObjectKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str  # the autoscaler's own: thresholds ConfigMap and leader Lease
+    mode: Mode = "default"
+    dry_run: bool = False
+    retention_window: str = "10m"
+    stale_after_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class World:
+    """What one pass reads before deciding anything."""
+
+    deployments: Mapping[tuple[str, str], DeploymentState]
+    pods: list[ServingPod]
+    hpa_targets: set[tuple[str, str]]
+    snapshot: Snapshot | None
+    prometheus_error: str | None = None
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    query: Query
+    settings: Settings
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    clock: Callable[[], float] = time.time
+    memory: dict[ObjectKey, Memory] = field(default_factory=dict)
+    thresholds: tuple[Thresholds, list[ThresholdOverride]] = (Thresholds(), [])
+    _bad_config: str | None = None
+    _conditions: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
+
+    def reconcile(self) -> None:
+        started = time.perf_counter()
+        objects = self.kube.variant_autoscalings()
+        self._load_thresholds()
+        world = self._read_world()
+        for obj in objects:
+            try:
+                self._reconcile_one(obj, world)
+            except Exception as error:  # one broken object must not stop the others
+                self.telemetry.errors.labels("reconcile").inc()
+                log.exception(
+                    "reconcile of %s/%s failed: %s", obj["metadata"]["namespace"], obj["metadata"]["name"], error
+                )
+        self.telemetry.reconcile_seconds.observe(time.perf_counter() - started)
+        self.telemetry.last_reconcile.set(self.clock())
+
+    # --- read --------------------------------------------------------------------------------------------------
+
+    def _load_thresholds(self) -> None:
+        """A malformed ConfigMap keeps the last good thresholds and says so, once, in a Warning event."""
+        data = self.kube.config_map(self.settings.namespace, THRESHOLDS_CONFIGMAP)
+        try:
+            self.thresholds = parse_thresholds_configmap(data or {})
+            self._bad_config = None
+        except ValueError as error:
+            if str(error) != self._bad_config:
+                self._bad_config = str(error)
+                configmap = {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": THRESHOLDS_CONFIGMAP, "namespace": self.settings.namespace},
+                }
+                self.kube.event(
+                    configmap,
+                    "Warning",
+                    "InvalidThresholds",
+                    f"{error}; keeping the last good thresholds",
+                    self.clock(),
+                )
+            log.warning("%s; keeping the last good thresholds", error)
+
+    def _read_world(self) -> World:
+        deployments = self.kube.serving_deployments()
+        pods = self.kube.serving_pods()
+        hpas = self.kube.hpa_targets()
+        try:
+            return World(deployments, pods, hpas, collect(self.query, self.settings.retention_window, self.clock))
+        except Exception as error:  # any Prometheus failure: every model holds
+            self.telemetry.errors.labels("prometheus").inc()
+            return World(deployments, pods, hpas, None, f"Prometheus query failed: {error}")
+
+    # --- one object --------------------------------------------------------------------------------------------
+
+    def _reconcile_one(self, obj: Mapping[str, Any], world: World) -> None:
+        meta = obj["metadata"]
+        ns, key = meta["namespace"], (meta["namespace"], meta["name"])
+        now = self.clock()
+        try:
+            spec = VariantAutoscalingSpec.model_validate(obj.get("spec", {}))
+        except ValidationError as error:
+            self._report(
+                obj, [], None, {"TargetResolved": ("False", "InvalidSpec", str(error).replace("\n", " "))}, now
+            )
+            return
+        refs = {v.name: v.scale_target_ref.name for v in spec.variants}
+        missing = [r for r in refs.values() if (ns, r) not in world.deployments]
+        owned = [r for r in refs.values() if (ns, r) in world.hpa_targets]
+        conditions: dict[str, tuple[str, str, str]] = {}
+        if missing:
+            conditions["TargetResolved"] = (
+                "False",
+                "DeploymentNotFound",
+                f"no Deployment {', '.join(missing)} in namespace {ns}",
+            )
+        elif owned:
+            conditions["TargetResolved"] = (
+                "False",
+                "OwnedByHPA",
+                f"a HorizontalPodAutoscaler targets {', '.join(owned)}: remove it or this VariantAutoscaling",
+            )
+        else:
+            conditions["TargetResolved"] = ("True", "Resolved", f"{len(refs)} Deployments found")
+        status = {
+            name: VariantStatus(name, d.desired, d.current, d.ready)
+            for name, ref in refs.items()
+            if (d := world.deployments.get((ns, ref))) is not None
+        }
+        observation, metrics_problem = self._observe(spec, ns, world, now)
+        thresholds = thresholds_for(spec.model_id, ns, *self.thresholds)
+        tuning = Tuning(tpot_slo_s=spec.slo.tpot_seconds, stale_after_s=self.settings.stale_after_s)
+        variants = [variant_spec(v) for v in spec.variants]
+        decision, memory = decide(
+            self.settings.mode, variants, thresholds, status, observation, self.memory.get(key, Memory()), now, tuning
+        )
+        if metrics_problem or not decision.metrics_available:
+            message = metrics_problem or decision.reason
+            conditions["MetricsAvailable"] = ("False", "MetricsUnavailable", f"{message}; holding replicas")
+        else:
+            conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observation.samples)} replicas reporting")
+        acted = conditions["TargetResolved"][0] == "True" and conditions["MetricsAvailable"][0] == "True"
+        if acted:
+            self.memory[key] = memory
+            self._act(obj, spec, refs, status, decision, now)
+        ready = "True" if acted else "False"
+        mode = "dry run: " if self.settings.dry_run else ""
+        conditions["Ready"] = (
+            ready,
+            "Reconciled" if acted else "Holding",
+            f"{mode}{decision.action}: {decision.reason}",
+        )
+        self._report(obj, [(n, status.get(n), decision.targets.get(n)) for n in refs], decision, conditions, now)
+        self._export(spec, ns, status, decision, acted)
+
+    def _observe(
+        self, spec: VariantAutoscalingSpec, ns: str, world: World, now: float
+    ) -> tuple[Observation, str | None]:
+        """Samples of the model's live, ready pods; and why they are not usable, in words a person can act on."""
+        if world.snapshot is None:
+            return Observation((), None, None), world.prometheus_error
+        names = {v.name for v in spec.variants}
+        live = [p for p in world.pods if p.namespace == ns and p.variant in names and p.ready]
+        samples, seen = [], []
+        for pod in live:
+            m = world.snapshot.pods.get((ns, pod.name))
+            if m is None or m.kv is None or m.queue is None:
+                continue
+            seen.append(m.last_seen or 0.0)
+            samples.append(ReplicaSample(pod.variant, pod.name, m.kv, m.queue, m.throughput or 0.0, m.itl_s))
+        names_seen = world.snapshot.model_names_in(ns)
+        retention = world.snapshot.requests_in_retention.get((ns, spec.model_id))
+        problem = None
+        if live and not samples:
+            problem = (
+                f"no series for the pods of model_name={spec.model_id} in namespace {ns}; "
+                f"model names seen: {', '.join(names_seen) or 'none'}"
+            )
+        elif samples and spec.model_id not in names_seen:
+            # Per-pod metrics still work, but the idle check reads by model name: never scale to zero on it.
+            retention = None
+        age = now - max(seen) if seen else None
+        return Observation(tuple(samples), age, retention), problem
+
+    # --- act and report ----------------------------------------------------------------------------------------
+
+    def _act(
+        self,
+        obj: Mapping[str, Any],
+        spec: VariantAutoscalingSpec,
+        refs: Mapping[str, str],
+        status: Mapping[str, VariantStatus],
+        decision: Decision,
+        now: float,
+    ) -> None:
+        ns = obj["metadata"]["namespace"]
+        for name, target in decision.targets.items():
+            before = status[name].desired
+            if target == before:
+                continue
+            direction = "up" if target > before else "down"
+            self.telemetry.decisions.labels(spec.model_id, ns, name, direction, decision.action).inc()
+            if self.settings.dry_run:
+                continue
+            if self.kube.scale(ns, refs[name], target):
+                self.kube.event(obj, "Normal", "Scaled", f"{refs[name]}: {before} -> {target} ({decision.reason})", now)
+
+    def _report(
+        self,
+        obj: Mapping[str, Any],
+        variants: list[tuple[str, VariantStatus | None, int | None]],
+        decision: Decision | None,
+        conditions: Mapping[str, tuple[str, str, str]],
+        now: float,
+    ) -> None:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        previous = {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+        listed = []
+        for kind, (state, reason, message) in conditions.items():
+            old = previous.get(kind)
+            since = old["lastTransitionTime"] if old and old.get("status") == state else stamp
+            listed.append(
+                {"type": kind, "status": state, "reason": reason, "message": message, "lastTransitionTime": since}
+            )
+            was = self._conditions.setdefault(key, {}).get(kind, old.get("status") if old else None)
+            if state == "False" and was != "False":
+                self.kube.event(obj, "Warning", reason, message, now)
+            self._conditions[key][kind] = state
+        body: dict[str, Any] = {
+            "conditions": listed,
+            "variants": [
+                {
+                    "name": name,
+                    "currentReplicas": st.current if st else 0,
+                    "readyReplicas": st.ready if st else 0,
+                    "desiredReplicas": target if target is not None else (st.desired if st else 0),
+                }
+                for name, st, target in variants
+            ],
+        }
+        if decision is not None:
+            body["lastDecision"] = {"action": decision.action, "reason": decision.reason, "time": stamp}
+        self.kube.patch_status(meta["namespace"], meta["name"], body)
+
+    def _export(
+        self,
+        spec: VariantAutoscalingSpec,
+        ns: str,
+        status: Mapping[str, VariantStatus],
+        decision: Decision,
+        acted: bool,
+    ) -> None:
+        self.telemetry.metrics_available.labels(spec.model_id, ns).set(1 if decision.metrics_available else 0)
+        for v in spec.variants:
+            labels = (spec.model_id, ns, v.name, v.accelerator_type)
+            st = status.get(v.name)
+            self.telemetry.current.labels(*labels).set(st.current if st else 0)
+            self.telemetry.desired.labels(*labels).set(
+                decision.targets.get(v.name, 0) if acted else (st.desired if st else 0)
+            )
+            self.telemetry.cost.labels(*labels).set(v.cost)
+
+
+__all__ = ["GROUP", "KIND", "VERSION", "Controller", "Settings", "World"]

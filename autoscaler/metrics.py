@@ -1,0 +1,111 @@
+"""Prometheus -> per-replica samples, for every model at once: a constant number of queries per cycle.
+
+Series are grouped by (namespace, pod) and later matched to live pods, so metrics of deleted pods (still visible
+under `max_over_time` for a minute) never count, and a model-name mismatch is reported instead of ignored.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+
+PodKey = tuple[str, str]  # (namespace, pod)
+ModelKey = tuple[str, str]  # (namespace, served model name)
+
+BY_POD = "namespace, pod"
+# Peaks over one minute as WVA reads them; TGI's queue stands in for vLLM's waiting requests on TGI pods.
+QUERIES = {
+    "kv": f"max by ({BY_POD}) (max_over_time(vllm:kv_cache_usage_perc[1m]))"
+    f" or max by ({BY_POD}) (max_over_time(vllm:gpu_cache_usage_perc[1m]))",
+    "queue": f"max by ({BY_POD}) (max_over_time(vllm:num_requests_waiting[1m]))"
+    f" or max by ({BY_POD}) (max_over_time(tgi_queue_size[1m]))",
+    "running": f"max by ({BY_POD}) (vllm:num_requests_running)",
+    "throughput": f"sum by ({BY_POD}) (rate(vllm:request_success_total[1m]))",
+    "itl": f"sum by ({BY_POD}) (rate(vllm:inter_token_latency_seconds_sum[1m]))"
+    f" / sum by ({BY_POD}) (rate(vllm:inter_token_latency_seconds_count[1m]) > 0)",
+    "last_seen": f"max by ({BY_POD}) (timestamp(vllm:num_requests_waiting))"
+    f" or max by ({BY_POD}) (timestamp(tgi_queue_size))",
+    "model": f"max by ({BY_POD}, model_name) (vllm:num_requests_waiting)",
+}
+RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success_total[{window}]))"
+
+
+@dataclass(frozen=True)
+class PodMetrics:
+    kv: float | None = None
+    queue: float | None = None
+    running: float | None = None
+    throughput: float | None = None
+    itl_s: float | None = None
+    last_seen: float | None = None
+    model_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one cycle reads from Prometheus."""
+
+    taken_at: float
+    pods: Mapping[PodKey, PodMetrics] = field(default_factory=dict)
+    requests_in_retention: Mapping[ModelKey, float] = field(default_factory=dict)
+
+    def model_names_in(self, namespace: str) -> list[str]:
+        return sorted({m.model_name for (ns, _), m in self.pods.items() if ns == namespace and m.model_name})
+
+
+@dataclass(frozen=True)
+class PrometheusAuth:
+    """How to reach Prometheus: plain or TLS with a CA file, a bearer token file, or basic auth."""
+
+    url: str
+    ca_file: Path | None = None
+    token_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    timeout_s: float = 10.0
+
+
+def connect(auth: PrometheusAuth) -> PrometheusConnect:
+    session = requests.Session()
+    if auth.ca_file:
+        session.verify = str(auth.ca_file)
+    headers = {"Authorization": f"Bearer {auth.token_file.read_text().strip()}"} if auth.token_file else None
+    basic = (auth.username, auth.password_file.read_text().strip()) if auth.username and auth.password_file else None
+    return PrometheusConnect(auth.url, headers=headers, auth=basic, session=session, timeout=int(auth.timeout_s))
+
+
+Query = Callable[[str], list[dict[str, Any]]]
+
+
+def collect(query: Query, retention_window: str = "10m", clock: Callable[[], float] = time.time) -> Snapshot:
+    """Run the cycle's queries (len(QUERIES) + 1, whatever the number of models) and index them by pod."""
+    values: dict[PodKey, dict[str, Any]] = {}
+    for name, promql in QUERIES.items():
+        for series in query(promql):
+            labels = series.get("metric", {})
+            key = (labels.get("namespace", ""), labels.get("pod", ""))
+            if not all(key):
+                continue
+            slot = values.setdefault(key, {})
+            slot[name] = labels.get("model_name") if name == "model" else float(series["value"][1])
+    retention = {
+        (s["metric"].get("namespace", ""), s["metric"].get("model_name", "")): float(s["value"][1])
+        for s in query(RETENTION_QUERY.format(window=retention_window))
+    }
+    pods = {
+        key: PodMetrics(
+            kv=v.get("kv"),
+            queue=v.get("queue"),
+            running=v.get("running"),
+            throughput=v.get("throughput"),
+            itl_s=v.get("itl"),
+            last_seen=v.get("last_seen"),
+            model_name=v.get("model"),
+        )
+        for key, v in values.items()
+    }
+    return Snapshot(clock(), pods, retention)

@@ -14,10 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from autoscaler.api import (
-    GROUP,
-    KIND,
     THRESHOLDS_CONFIGMAP,
-    VERSION,
     ThresholdOverride,
     Thresholds,
     VariantAutoscalingSpec,
@@ -166,16 +163,16 @@ class Controller:
         else:
             conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observation.samples)} replicas reporting")
         acted = conditions["TargetResolved"][0] == "True" and conditions["MetricsAvailable"][0] == "True"
+        failed = []
         if acted:
             self.memory[key] = memory
-            self._act(obj, spec, refs, status, decision, now)
-        ready = "True" if acted else "False"
+            failed = self._act(obj, spec, refs, status, decision, now)
         mode = "dry run: " if self.settings.dry_run else ""
-        conditions["Ready"] = (
-            ready,
-            "Reconciled" if acted else "Holding",
-            f"{mode}{decision.action}: {decision.reason}",
-        )
+        if failed:
+            conditions["Ready"] = ("False", "ScaleFailed", f"retrying next cycle: {'; '.join(failed)}")
+        else:
+            reason = "Reconciled" if acted else "Holding"
+            conditions["Ready"] = ("True" if acted else "False", reason, f"{mode}{decision.action}: {decision.reason}")
         self._report(obj, [(n, status.get(n), decision.targets.get(n)) for n in refs], decision, conditions, now)
         self._export(spec, ns, status, decision, acted)
 
@@ -218,8 +215,12 @@ class Controller:
         status: Mapping[str, VariantStatus],
         decision: Decision,
         now: float,
-    ) -> None:
+    ) -> list[str]:
+        """Scale each variant to its target; returns the failures, to report."""
         ns = obj["metadata"]["namespace"]
+        failed: list[str] = []
+        if decision.action == "hold":
+            return failed
         for name, target in decision.targets.items():
             before = status[name].desired
             if target == before:
@@ -228,8 +229,14 @@ class Controller:
             self.telemetry.decisions.labels(spec.model_id, ns, name, direction, decision.action).inc()
             if self.settings.dry_run:
                 continue
-            if self.kube.scale(ns, refs[name], target):
-                self.kube.event(obj, "Normal", "Scaled", f"{refs[name]}: {before} -> {target} ({decision.reason})", now)
+            try:
+                if self.kube.scale(ns, refs[name], target):
+                    message = f"{refs[name]}: {before} -> {target} ({decision.reason})"
+                    self.kube.event(obj, "Normal", "Scaled", message, now)
+            except Exception as error:  # retried next cycle; the target is absolute, so a retry never doubles
+                self.telemetry.errors.labels("scale").inc()
+                failed.append(f"{refs[name]}: {error}".replace("\n", " ")[:300])
+        return failed
 
     def _report(
         self,
@@ -251,7 +258,7 @@ class Controller:
                 {"type": kind, "status": state, "reason": reason, "message": message, "lastTransitionTime": since}
             )
             was = self._conditions.setdefault(key, {}).get(kind, old.get("status") if old else None)
-            if state == "False" and was != "False":
+            if state == "False" and was != "False" and kind != "Ready":  # Ready repeats the cause already reported
                 self.kube.event(obj, "Warning", reason, message, now)
             self._conditions[key][kind] = state
         body: dict[str, Any] = {
@@ -287,6 +294,3 @@ class Controller:
                 decision.targets.get(v.name, 0) if acted else (st.desired if st else 0)
             )
             self.telemetry.cost.labels(*labels).set(v.cost)
-
-
-__all__ = ["GROUP", "KIND", "VERSION", "Controller", "Settings", "World"]

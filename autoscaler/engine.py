@@ -150,7 +150,8 @@ def _seed(
     for v in variants:
         st = status.get(v.name)
         if st is None or st.desired != st.current or reporting[v.name] != st.current:
-            return Decision(current, "hold", f"variant {v.name} is in transition")
+            desired = {n: status[n].desired if n in status else 0 for n in current}
+            return Decision(desired, "hold", f"variant {v.name} is in transition")
     targets = dict(current)
     if sum(current.values()) == 0:
         cheapest = min(variants, key=lambda v: (v.cost, v.name))

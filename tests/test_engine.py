@@ -72,7 +72,8 @@ def test_seed_scales_down_the_most_expensive_variant_with_more_than_one_replica(
 def test_seed_holds_while_a_variant_is_in_transition() -> None:
     status = {**steady({"l40s": 2, "h100": 0}), "a100": VariantStatus("a100", 1, 0, 0)}
     decision, _ = decide("wva-v1", SEED, T, status, observe(samples("l40s", [(0.9, 9), (0.9, 9)])), Memory(), 0)
-    assert decision.action == "hold" and decision.targets == {"l40s": 2, "a100": 0, "h100": 0}
+    # The scale-up in flight is kept, not undone.
+    assert decision.action == "hold" and decision.targets == {"l40s": 2, "a100": 1, "h100": 0}
 
 
 def test_seed_tie_breaks_by_name() -> None:

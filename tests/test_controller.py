@@ -1,0 +1,302 @@
+"""The controller end to end against a local Kubernetes API stand-in (real client, real HTTP).
+
+Prometheus answers come from a canned query function here; the PromQL itself runs against a real Prometheus in
+tests/integration.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from autoscaler.api import THRESHOLDS_CONFIGMAP, serving_labels, spec_from_stack_model
+from autoscaler.controller import Controller, Settings
+from autoscaler.kube import Kube
+from autoscaler.leader import LeaderElector
+from autoscaler.metrics import QUERIES, RETENTION_QUERY
+from tests.conftest import stack_config
+from tests.kube_standin import Cluster, Fault, running
+
+NS = "llm"
+MODEL = stack_config("prod")["models"][0]
+MODEL_ID = MODEL["modelID"]
+VARIANTS = [v["name"] for v in MODEL["variants"]]
+NOW = 1_000_000.0
+
+
+class Prometheus:
+    """Canned per-pod values, answered in the shape prometheus-api-client returns."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, dict[str, float]] = {}
+        self.model_name = MODEL_ID
+        self.retention = 50.0
+        self.down = False
+        self.queries: list[str] = []
+
+    def __call__(self, promql: str) -> list[dict[str, Any]]:
+        self.queries.append(promql)
+        if self.down:
+            raise ConnectionError("connection refused")
+        if promql.startswith(RETENTION_QUERY.split("(")[0]) and "increase" in promql:
+            return [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.retention)]}]
+        name = next(n for n, q in QUERIES.items() if q == promql)
+        out = []
+        for pod, values in self.pods.items():
+            labels = {"namespace": NS, "pod": pod, "model_name": self.model_name}
+            if name == "model":
+                out.append({"metric": labels, "value": [NOW, "0"]})
+            elif name in values:
+                out.append({"metric": labels, "value": [NOW, str(values[name])]})
+        return out
+
+    def load(self, pod: str, kv: float, queue: float, throughput: float = 1.0, itl: float = 0.05) -> None:
+        self.pods[pod] = {
+            "kv": kv,
+            "queue": queue,
+            "throughput": throughput,
+            "itl": itl,
+            "running": 4,
+            "last_seen": NOW - 5,
+        }
+
+
+def variant_autoscaling() -> dict[str, Any]:
+    spec = spec_from_stack_model(MODEL).model_dump(by_alias=True, exclude_none=True)
+    return {
+        "apiVersion": "wva.llm-d.io/v1alpha1",
+        "kind": "VariantAutoscaling",
+        "metadata": {"name": "llama-70b", "namespace": NS, "uid": "u-1"},
+        "spec": spec,
+    }
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    c = Cluster()
+    c.put("variantautoscalings", variant_autoscaling())
+    for name, replicas in zip(VARIANTS, (2, 0, 0), strict=True):
+        c.add_deployment(NS, name, replicas, labels=serving_labels("llama-70b", name))
+    for i in range(2):
+        c.add_pod(NS, f"{VARIANTS[0]}-{i}", serving_labels("llama-70b", VARIANTS[0]))
+    c.put("configmaps", {"metadata": {"name": THRESHOLDS_CONFIGMAP, "namespace": "wva-system"}, "data": {}})
+    return c
+
+
+@pytest.fixture
+def kube(cluster: Cluster) -> Iterator[Kube]:
+    with running(cluster) as api:
+        yield Kube(api, request_timeout_s=1.0)
+
+
+@pytest.fixture
+def controller(kube: Kube) -> Iterator[tuple[Controller, Prometheus]]:
+    prometheus = Prometheus()
+    yield Controller(kube, prometheus, Settings(namespace="wva-system", mode="wva-v1"), clock=lambda: NOW), prometheus
+
+
+def saturate(prometheus: Prometheus) -> None:
+    prometheus.load(f"{VARIANTS[0]}-0", 0.75, 2)
+    prometheus.load(f"{VARIANTS[0]}-1", 0.76, 2)
+
+
+def status(cluster: Cluster) -> dict[str, Any]:
+    found = cluster.get("variantautoscalings", NS, "llama-70b")
+    assert found is not None
+    return dict(found["status"])
+
+
+def condition(cluster: Cluster, kind: str) -> dict[str, Any]:
+    return next(c for c in status(cluster)["conditions"] if c["type"] == kind)
+
+
+def test_saturated_model_scales_the_cheapest_variant_through_the_scale_subresource(
+    cluster: Cluster, controller: tuple[Controller, Prometheus]
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3
+    assert ("PUT", f"/apis/apps/v1/namespaces/{NS}/deployments/llama-70b-l40s/scale") in cluster.requests
+    assert [e["reason"] for e in cluster.events] == ["Scaled"]
+    assert condition(cluster, "Ready")["status"] == "True"
+    assert status(cluster)["lastDecision"]["action"] == "scale-up"
+    desired = {v["name"]: v["desiredReplicas"] for v in status(cluster)["variants"]}
+    assert desired == {"llama-70b-l40s": 3, "llama-70b-a100": 0, "llama-70b-h100": 0}
+    assert len(prometheus.queries) == len(QUERIES) + 1
+
+
+def test_the_number_of_queries_does_not_grow_with_models(
+    cluster: Cluster, controller: tuple[Controller, Prometheus]
+) -> None:
+    ctl, prometheus = controller
+    for i in range(5):
+        va = variant_autoscaling()
+        va["metadata"]["name"] = f"copy-{i}"
+        cluster.put("variantautoscalings", va)
+    ctl.reconcile()
+    assert len(prometheus.queries) == len(QUERIES) + 1
+
+
+def test_refuses_a_deployment_an_hpa_owns(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:
+    ctl, prometheus = controller
+    cluster.put(
+        "horizontalpodautoscalers",
+        {
+            "metadata": {"name": "h", "namespace": NS},
+            "spec": {
+                "scaleTargetRef": {"kind": "Deployment", "name": "llama-70b-a100", "apiVersion": "apps/v1"},
+                "maxReplicas": 3,
+            },
+        },
+    )
+    saturate(prometheus)
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 2
+    resolved = condition(cluster, "TargetResolved")
+    assert resolved["status"] == "False" and resolved["reason"] == "OwnedByHPA"
+    assert "llama-70b-a100" in resolved["message"]
+    assert [e["type"] for e in cluster.events] == ["Warning"]
+
+
+def test_dry_run_decides_but_never_scales(kube: Kube, cluster: Cluster) -> None:
+    prometheus = Prometheus()
+    saturate(prometheus)
+    Controller(
+        kube, prometheus, Settings(namespace="wva-system", mode="wva-v1", dry_run=True), clock=lambda: NOW
+    ).reconcile()
+    assert not any(method == "PUT" for method, _ in cluster.requests)
+    assert condition(cluster, "Ready")["message"].startswith("dry run: scale-up")
+
+
+def test_missing_series_hold_and_say_which_model_names_exist(
+    cluster: Cluster, controller: tuple[Controller, Prometheus]
+) -> None:
+    ctl, prometheus = controller
+    prometheus.model_name = "/models/llama"  # served without --served-model-name
+    saturate(prometheus)
+    prometheus.pods = {f"other-{i}": v for i, v in enumerate(prometheus.pods.values())}
+    ctl.reconcile()
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 2
+    metrics = condition(cluster, "MetricsAvailable")
+    assert metrics["status"] == "False"
+    assert (
+        f"no series for the pods of model_name={MODEL_ID} in namespace {NS}; model names seen: /models/llama"
+        in metrics["message"]
+    )
+    assert [e["reason"] for e in cluster.events] == ["MetricsUnavailable"], (
+        "one Warning when the hold starts, not every cycle"
+    )
+
+
+def test_series_of_deleted_pods_are_ignored(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:
+    ctl, prometheus = controller
+    prometheus.load(f"{VARIANTS[0]}-0", 0.2, 0)
+    prometheus.load(f"{VARIANTS[0]}-1", 0.2, 0)
+    prometheus.load(f"{VARIANTS[0]}-deleted", 0.99, 40)  # still visible for a minute under max_over_time
+    ctl.reconcile()
+    # Had the deleted pod counted, 3 reporting != 2 replicas would hold (seed mode); its saturation would scale up.
+    assert condition(cluster, "MetricsAvailable")["message"] == "2 replicas reporting"
+    assert cluster.replicas(NS, "llama-70b-l40s") == 1
+
+
+def test_prometheus_down_holds_and_resumes(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    prometheus.down = True
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 2
+    metrics = condition(cluster, "MetricsAvailable")
+    assert metrics["status"] == "False" and "Prometheus query failed" in metrics["message"]
+    prometheus.down = False
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3
+    assert condition(cluster, "MetricsAvailable")["status"] == "True"
+
+
+def test_conflict_is_retried_without_double_scaling(
+    cluster: Cluster, controller: tuple[Controller, Prometheus]
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    cluster.faults.append(Fault("PUT", r"/scale$", status=409, times=2))
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3
+    assert sum(1 for m, p in cluster.requests if m == "PUT" and p.endswith("/scale")) == 3
+
+
+def test_server_errors_are_retried_next_cycle(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    cluster.faults.append(Fault("PUT", r"/scale$", status=500))
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 2
+    ready = condition(cluster, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ScaleFailed" and "retrying next cycle" in ready["message"]
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3
+
+
+def test_a_write_that_times_out_after_the_server_applied_it_is_not_applied_twice(
+    cluster: Cluster, controller: tuple[Controller, Prometheus]
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    cluster.faults.append(Fault("PUT", r"/scale$", status=0, delay_s=1.5))
+    ctl.reconcile()
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3
+
+
+def test_a_list_that_times_out_fails_the_pass_and_the_next_pass_recovers(
+    cluster: Cluster, controller: tuple[Controller, Prometheus]
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    cluster.faults.append(Fault("GET", r"/apis/apps/v1/deployments$", status=503, times=10))
+    with pytest.raises(ApiException):
+        ctl.reconcile()
+    cluster.faults.clear()
+    ctl.reconcile()
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3
+
+
+def test_bad_thresholds_keep_the_last_good_ones(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:
+    ctl, _ = controller
+    configmap = cluster.get("configmaps", "wva-system", THRESHOLDS_CONFIGMAP)
+    assert configmap is not None
+    configmap["data"] = {"default": "kvCacheThreshold: 0.5\n"}
+    ctl.reconcile()
+    assert ctl.thresholds[0].kv_cache_threshold == 0.5
+    configmap["data"] = {"default": "kvCacheThreshold: 7\n"}
+    ctl.reconcile()
+    ctl.reconcile()
+    assert ctl.thresholds[0].kv_cache_threshold == 0.5
+    warnings = [e for e in cluster.events if e["reason"] == "InvalidThresholds"]
+    assert len(warnings) == 1 and warnings[0]["involvedObject"]["kind"] == "ConfigMap"
+    assert "entry 'default'" in warnings[0]["message"]
+
+
+def test_only_one_replica_leads(kube: Kube) -> None:
+    clock = [NOW]
+    a = LeaderElector(kube, "wva-system", "autoscaler", "a", lease_seconds=30, clock=lambda: clock[0])
+    b = LeaderElector(kube, "wva-system", "autoscaler", "b", lease_seconds=30, clock=lambda: clock[0])
+    assert a.try_acquire() and not b.try_acquire()
+    clock[0] += 20
+    assert a.try_acquire() and not b.try_acquire(), "renewed in time"
+    clock[0] += 31
+    assert b.try_acquire() and not a.try_acquire(), "expired: taken over"
+    b.release()
+    assert a.try_acquire()
+
+
+def test_lease_race_is_lost_not_shared(kube: Kube, cluster: Cluster) -> None:
+    a = LeaderElector(kube, "wva-system", "autoscaler", "a", clock=lambda: NOW)
+    assert a.try_acquire()
+    cluster.faults.append(Fault("PUT", r"/leases/", status=409))
+    with pytest.raises(ApiException):
+        cluster.faults.append(Fault("GET", r"/leases/", status=500))
+        a.try_acquire()
+    assert not a.try_acquire()

@@ -51,7 +51,7 @@ def helm_release(
     )
 
 
-def manifest(value: dict[str, Any]) -> Any:
+def manifest(value: dict[str, Any] | list[Any]) -> Any:
     """A plain manifest dict (camelCase keys, as in the Kubernetes docs) passed where the SDK types its inputs.
 
     The SDK serializes such dicts unchanged; its TypedDicts would only restate the Kubernetes schema, which the

@@ -21,3 +21,6 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.5"
 # GPU-free vLLM stand-in with the same OpenAI API and `vllm:*` metrics (dev clusters, end-to-end tests).
 SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.11.2"
+
+# The autoscaler runs its shipped package on this image (or on a prebuilt one, see autoscaler/Dockerfile).
+PYTHON_IMAGE = "python:3.11.14-slim-bookworm"

@@ -5,8 +5,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.autoscaler import Autoscaler
 from components.gpu_operator import GpuOperator
 from components.model_serving import ModelNamespace, ModelServing
+from components.monitoring import MonitoringArgs
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
 
@@ -40,6 +42,11 @@ def variant_costs(config: StackConfig) -> list[VariantCost]:
     ]
 
 
+def monitoring_prometheus_url(monitoring: MonitoringArgs) -> str:
+    """The in-cluster address of the monitoring stack's Prometheus (kube-prometheus-stack names its Service so)."""
+    return f"http://{KUBE_PROMETHEUS_STACK.release}-prometheus.{monitoring.namespace}.svc:9090"
+
+
 class Platform:
     """Builds every enabled part of the platform from a validated config."""
 
@@ -70,6 +77,17 @@ class Platform:
             )
             for m in config.models
         ]
+        self.autoscaler = (
+            Autoscaler(
+                "autoscaler",
+                config.autoscaler,
+                config.models,
+                str(config.autoscaler.prometheus_url or monitoring_prometheus_url(config.monitoring)),
+                on_cluster,
+            )
+            if config.autoscaler.enabled
+            else None
+        )
 
     def outputs(self) -> dict[str, object]:
         """Stack outputs: where things are, and what the variants cost at their bounds."""

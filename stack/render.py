@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 from pulumi.runtime import rpc
@@ -122,6 +123,7 @@ def validate_rendered(rendered: Rendered) -> Validation:
     """Strict schema validation of every built-in kind; custom resources are counted, Helm releases checked."""
     result = Validation()
     version = rendered.config.kubernetes.version
+    crds = _crd_validators(rendered)
     for component, docs in rendered.documents.items():
         for doc in docs:
             where = f"{component}: {doc.get('kind')} {doc.get('metadata', {}).get('name')}"
@@ -131,11 +133,46 @@ def validate_rendered(rendered: Rendered) -> Validation:
             try:
                 validate(doc, version, strict=True)
             except SchemaNotFoundError:
-                result.custom_kinds[f"{doc['kind']}.{doc['apiVersion']}"] += 1
+                checker = crds.get((doc["apiVersion"], doc["kind"]))
+                if checker is None:
+                    result.custom_kinds[f"{doc['kind']}.{doc['apiVersion']}"] += 1
+                else:
+                    result.errors += [f"{where}: {_path(e)}: {e.message}" for e in checker.iter_errors(doc)]
             except ValidationError as error:
-                path = ".".join(str(p) for p in error.path)
-                result.errors.append(f"{where}: {path}: {error.message}")
+                result.errors.append(f"{where}: {_path(error)}: {error.message}")
     return result
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.path)
+
+
+def _crd_validators(rendered: Rendered) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
+    """Custom resources whose CRD the stack itself declares are validated against that CRD's schema."""
+    found = {}
+    for docs in rendered.documents.values():
+        for doc in docs:
+            if doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for version in spec["versions"]:
+                schema = _nullable(version["schema"]["openAPIV3Schema"])
+                found[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = jsonschema.Draft4Validator(
+                    schema
+                )
+    return found
+
+
+def _nullable(schema: Any) -> Any:
+    """OpenAPI's `nullable: true` as JSON Schema: the type also admits null."""
+    if isinstance(schema, list):
+        return [_nullable(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _nullable(v) for k, v in schema.items() if k != "nullable"}
+    if schema.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
 
 
 def write(rendered: Rendered, out: Path) -> list[Path]:

@@ -71,7 +71,9 @@ def test_prod_gpu_variants(rendered_stacks: dict[str, Rendered]) -> None:
 
 
 def test_dev_runs_simulators_without_gpus(rendered_stacks: dict[str, Rendered]) -> None:
-    deployments = objects(rendered_stacks["dev"], "Deployment")
+    deployments = {
+        n: d for n, d in objects(rendered_stacks["dev"], "Deployment").items() if MODEL_LABEL in d["metadata"]["labels"]
+    }
     concurrency = {}
     for name, deployment in deployments.items():
         server = container(deployment)
@@ -95,14 +97,17 @@ def test_one_service_per_model_selects_every_variant(rendered_stacks: dict[str, 
         assert selector == {SERVING_LABEL: "true", MODEL_LABEL: model.name}
         for variant in model.variants:
             assert selector.items() <= deployments[variant.name]["spec"]["template"]["metadata"]["labels"].items()
-        others = [d for d in deployments.values() if d["metadata"]["labels"][MODEL_LABEL] != model.name]
+        others = [d for d in deployments.values() if d["metadata"]["labels"].get(MODEL_LABEL) != model.name]
         assert all(not selector.items() <= d["spec"]["template"]["metadata"]["labels"].items() for d in others)
 
 
 def test_replicas_belong_to_the_autoscaler(render_config: Render) -> None:
     def ignored(raw: dict[str, Any]) -> set[tuple[str, ...]]:
         rendered = render_config(raw)
-        return {d.ignore_changes for d in rendered.declared if d.type == "kubernetes:apps/v1:Deployment"}
+        servers = [
+            d for d in rendered.declared if d.type == "kubernetes:apps/v1:Deployment" and MODEL_LABEL in str(d.inputs)
+        ]
+        return {d.ignore_changes for d in servers}
 
     assert ignored(stack_config("prod")) == {("spec.replicas",)}
     raw = stack_config("prod")

@@ -1,0 +1,71 @@
+"""Policies that know the future: `oracle`, the cheapest integer mix for every 30 s of demand, each replica started
+one cold start ahead (the lower bound on cost), and `static-peak`, the best single GPU type sized for the peak.
+
+Both size a replica by the replica model itself: the rate it serves at 90% of the TPOT objective on the trace's
+mean request, so they are what a perfect capacity planner would do with the simulator's own numbers.
+"""
+
+import math
+from collections.abc import Mapping
+
+from autoscaler.engine import Observation, VariantStatus
+from autoscaler.planner import Option, cheapest_mix
+from autoscaler.sim.serving import Workload
+from autoscaler.sim.setup import Setup
+
+WINDOW_S = 30.0
+ITL_MARGIN = 0.9
+
+
+def options(setup: Setup, workload: Workload) -> list[Option]:
+    mean_in, mean_out = workload.mean_lengths()
+    return [
+        Option(
+            v.spec.name,
+            v.spec.cost,
+            v.profile.rate_at_itl(setup.slo.tpot_s * ITL_MARGIN, mean_in, mean_out),
+            v.spec.min_replicas,
+            v.spec.max_replicas,
+        )
+        for v in setup.variants
+    ]
+
+
+def demand(workload: Workload) -> list[float]:
+    """Arrival rate per 30 s window, the peak of each window and its neighbours (arrivals are bursty within)."""
+    rates = workload.demand(WINDOW_S)
+    return [max(rates[max(0, k - 1) : k + 2]) for k in range(len(rates))]
+
+
+class OraclePolicy:
+    name = "oracle"
+    interval_s = WINDOW_S
+
+    def __init__(self, setup: Setup, workload: Workload) -> None:
+        opts = options(setup, workload)
+        self.plans = [cheapest_mix(opts, d).counts for d in demand(workload)]
+        self.ahead = math.ceil(setup.cold_start_s / WINDOW_S) + 1
+        self.warm_start = self._targets(0.0)
+
+    def _targets(self, t: float) -> dict[str, int]:
+        k = min(int(t // WINDOW_S), len(self.plans) - 1)
+        coming = self.plans[k : k + self.ahead]
+        return {name: max(p[name] for p in coming) for name in self.plans[0]}
+
+    def decide(self, t: float, status: Mapping[str, VariantStatus], obs: Observation) -> dict[str, int]:
+        return self._targets(t)
+
+
+class StaticPeakPolicy:
+    name = "static-peak"
+    interval_s = WINDOW_S
+
+    def __init__(self, setup: Setup, workload: Workload) -> None:
+        peak = max(demand(workload))
+        sized = {o.name: (max(o.low, math.ceil(peak / o.capacity)), o) for o in options(setup, workload)}
+        fits = {n: (k, o) for n, (k, o) in sized.items() if k <= o.high} or sized
+        best = min(fits, key=lambda n: (fits[n][0] * fits[n][1].cost, n))
+        self.warm_start = {n: (fits[n][0] if n == best else o.low) for n, (_, o) in sized.items()}
+
+    def decide(self, t: float, status: Mapping[str, VariantStatus], obs: Observation) -> dict[str, int]:
+        return dict(self.warm_start)

@@ -1,0 +1,64 @@
+"""What the autoscaler sees of the simulated replicas: vLLM's metrics scraped every 15 s and queried the way
+`autoscaler/metrics.py` queries Prometheus (`max_over_time[1m]` for the gauges, `rate[1m]` for the counters,
+histogram sum over count for the mean inter-token latency). Only ready, live pods have series."""
+
+from collections import deque
+from dataclasses import dataclass
+
+from autoscaler.engine import Observation, ReplicaSample
+from autoscaler.sim.serving import Replica
+
+SCRAPE_S = 15.0
+WINDOW_S = 60.0
+RETENTION_S = 600.0
+
+
+@dataclass(frozen=True)
+class _Scrape:
+    t: float
+    kv: float
+    queue: float
+    completed: float
+    itl_sum: float
+    tokens: float
+
+
+class Prometheus:
+    def __init__(self) -> None:
+        self.series: dict[str, deque[_Scrape]] = {}
+        self.finished: deque[tuple[float, float]] = deque()  # (t, requests completed by the model so far)
+        self.last_scrape: float | None = None
+
+    def scrape(self, t: float, pods: dict[str, Replica], completed_total: float) -> None:
+        for name, r in pods.items():
+            points = self.series.setdefault(name, deque())
+            points.append(_Scrape(t, r.kv_usage(), r.waiting(), r.completed, r.itl_sum, r.tokens))
+            while points[0].t <= t - WINDOW_S:
+                points.popleft()
+        for gone in set(self.series) - set(pods):
+            del self.series[gone]
+        self.finished.append((t, completed_total))
+        while self.finished[0][0] < t - RETENTION_S:
+            self.finished.popleft()
+        self.last_scrape = t
+
+    def observe(self, t: float, variant_of: dict[str, str]) -> Observation:
+        """The observation of the pods in `variant_of` (live and ready), as the controller would build it."""
+        samples = tuple(self._sample(name, variant_of[name], t) for name in variant_of if self.series.get(name))
+        age = t - self.last_scrape if samples and self.last_scrape is not None else None
+        retention = self.finished[-1][1] - self.finished[0][1] if self.finished else None
+        return Observation(samples, age, retention)
+
+    def _sample(self, name: str, variant: str, t: float) -> ReplicaSample:
+        points = [p for p in self.series[name] if p.t > t - WINDOW_S]
+        first, last = points[0], points[-1]
+        span = last.t - first.t
+        tokens = last.tokens - first.tokens
+        return ReplicaSample(
+            variant=variant,
+            pod=name,
+            kv=max(p.kv for p in points),
+            queue=max(p.queue for p in points),
+            throughput=(last.completed - first.completed) / span if span > 0 else 0.0,
+            itl_s=(last.itl_sum - first.itl_sum) / tokens if tokens > 0 else None,
+        )

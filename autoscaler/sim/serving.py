@@ -1,0 +1,55 @@
+"""What the cluster loop needs from a serving model: replicas that export vLLM's gauges and counters, and a
+workload that routes arrivals to them and keeps the SLO accounting. Two models implement it: per request
+(`requests.py`) and per time step in aggregate (`fluid.py`)."""
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from autoscaler.sim.profiles import Profile
+
+Routing = Literal["least-work", "round-robin"]
+
+
+@dataclass(frozen=True)
+class Slo:
+    ttft_s: float
+    tpot_s: float
+
+
+class Replica(Protocol):
+    completed: float  # vllm:request_success_total
+    itl_sum: float  # vllm:inter_token_latency_seconds_sum
+    tokens: float  # vllm:inter_token_latency_seconds_count
+
+    def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
+
+    def waiting(self) -> float: ...  # vllm:num_requests_waiting
+
+    def idle(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    requests: int
+    ok: float  # requests within both objectives
+    dropped: float  # arrived but never finished
+    ttft_p99_s: float
+    tpot_p99_s: float
+
+
+class Workload(Protocol):
+    duration_s: float
+    step_s: float
+
+    def new_replica(self, profile: Profile) -> Replica: ...
+
+    def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
+        """Route the arrivals of [t, t + step) to the serving replicas, then advance every live replica."""
+
+    def outcome(self) -> Outcome: ...
+
+    def demand(self, window_s: float) -> list[float]:
+        """Arrival rate (requests/s) per window: what a forecaster with perfect foresight knows."""
+        ...
+
+    def mean_lengths(self) -> tuple[float, float]: ...

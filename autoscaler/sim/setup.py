@@ -1,0 +1,65 @@
+"""The simulated platform from a stack file: the first model's variants, their engine specs and replica profiles,
+the thresholds and the SLO, exactly as the Pulumi program hands them to the autoscaler."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from autoscaler.api import Thresholds, spec_from_stack_model
+from autoscaler.engine import VariantSpec
+from autoscaler.priors import variant_spec
+from autoscaler.sim.profiles import Profile, profile_for
+from autoscaler.sim.serving import Routing, Slo
+
+Prices = Literal["seed", "aws-2025"]
+# On-demand USD per replica-hour of 4 GPUs (REFERENCE section 9); scaled by the GPU count of other shapes.
+AWS_2025 = {"L40S": 10.49, "A100-80GB": 13.72, "H100": 27.52}
+DEFAULT_COLD_START_S = 240.0
+
+
+@dataclass(frozen=True)
+class SimVariant:
+    spec: VariantSpec
+    accelerator: str
+    gpus: int
+    profile: Profile
+
+
+@dataclass(frozen=True)
+class Setup:
+    model_id: str
+    variants: tuple[SimVariant, ...]
+    thresholds: Thresholds
+    slo: Slo
+    cold_start_s: float = DEFAULT_COLD_START_S
+    routing: Routing = "least-work"
+    seed: int = 0
+
+
+def stack_file(stack: str, root: Path) -> Path:
+    """`dev`/`prod` name `Pulumi.<stack>.yaml` at the repo root; anything else is a path."""
+    named = root / f"Pulumi.{stack}.yaml"
+    return named if named.exists() else Path(stack)
+
+
+def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAULT_COLD_START_S) -> Setup:
+    config: Mapping[str, Any] = (yaml.safe_load(path.read_text()) or {}).get("config", {})
+    models = config.get("llm-platform:models") or []
+    if not models:
+        raise ValueError(f"{path}: no llm-platform:models")
+    model = models[0]
+    spec = spec_from_stack_model(model)
+    thresholds = Thresholds.model_validate(config.get("llm-platform:autoscaler.thresholds") or {})
+    overrides = (config.get("llm-platform:simulator") or {}).get("profiles", {})
+    variants = []
+    for v in spec.variants:
+        engine = variant_spec(v)
+        if prices == "aws-2025" and v.accelerator_type in AWS_2025:
+            engine = replace(engine, cost=AWS_2025[v.accelerator_type] * v.gpus_per_replica / 4)
+        profile = profile_for(v.accelerator_type, spec.model_id, overrides)
+        variants.append(SimVariant(engine, v.accelerator_type, v.gpus_per_replica, profile))
+    slo = Slo(spec.slo.ttft_seconds, spec.slo.tpot_seconds)
+    return Setup(spec.model_id, tuple(variants), thresholds, slo, cold_start_s)

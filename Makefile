@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up plan preview test lint clean bench-controller
+.PHONY: up plan preview test lint clean bench-controller bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ clean:
 # The autoscaler controller's cost per reconcile pass over 200 models (CPU, queries, memory).
 bench-controller: $(VENV)/.installed
 	$(PY) -m autoscaler.bench
+
+# Every autoscaling policy on the benchmark traces (../shared/traces): prints the numbers, writes build/bench/report.md.
+bench: $(VENV)/.installed
+	$(PY) -m autoscaler.sim.bench

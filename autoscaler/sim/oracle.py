@@ -1,7 +1,7 @@
 """Policies that know the future: `oracle`, the cheapest integer mix for every 30 s of demand, each replica started
 one cold start ahead (the lower bound on cost), and `static-peak`, the best single GPU type sized for the peak.
 
-Both size a replica by the replica model itself: the rate it serves at 90% of the TPOT objective on the trace's
+Both size a replica by the replica model itself: the rate it serves at 60% of the TPOT objective on the trace's
 mean request, so they are what a perfect capacity planner would do with the simulator's own numbers.
 """
 
@@ -14,7 +14,7 @@ from autoscaler.sim.serving import Workload
 from autoscaler.sim.setup import Setup
 
 WINDOW_S = 30.0
-ITL_MARGIN = 0.9
+ITL_MARGIN = 0.6
 
 
 def options(setup: Setup, workload: Workload) -> list[Option]:

@@ -1,0 +1,165 @@
+"""The simulator: requests are conserved, the replica model matches measured latencies within a stated tolerance,
+the oracle is the lower bound, runs are deterministic, and the command keeps its contract."""
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoscaler.sim.__main__ import main
+from autoscaler.sim.fluid import FluidWorkload
+from autoscaler.sim.profiles import LARGE
+from autoscaler.sim.requests import RequestWorkload
+from autoscaler.sim.run import POLICIES, Cluster, Result, make_policy, simulate
+from autoscaler.sim.setup import Setup, load_setup
+from autoscaler.sim.traces import Envelope, Requests, load, materialize, synthetic_lengths, with_burst
+
+REPO = Path(__file__).resolve().parents[1]
+TRACES = REPO.parent / "shared" / "traces"
+PROFILE_TABLE = REPO.parent / "shared" / "reference" / "profiles" / "splitwise_perf_model_llama2_70b.csv"
+
+
+@pytest.fixture(scope="module")
+def setup() -> Setup:
+    return load_setup(REPO / "Pulumi.prod.yaml")
+
+
+def small_burst(seed: int = 1) -> Envelope:
+    """25 minutes at 3 req/s with a x3 burst for 3 minutes."""
+    return with_burst(3.0, 25, 10, 3.0, 3, synthetic_lengths(5_000, seed))
+
+
+def test_every_request_finishes_or_is_dropped(setup: Setup) -> None:
+    trace = materialize(small_burst(), seed=1)
+    workload = RequestWorkload(trace, setup.slo, "least-work")
+    result = Cluster(setup, workload).run(make_policy("wva-v1", setup, workload), None)
+    finished = int((~np.isnan(workload.tpot)).sum())
+    assert result.requests == len(trace.arrival_s) == finished + int(result.dropped)
+    assert finished > 0 and result.slo_attainment * result.requests <= finished
+
+
+def test_aggregate_model_serves_or_drops_every_arrival(setup: Setup) -> None:
+    workload = FluidWorkload(small_burst(), setup.slo, "least-work", seed=1)
+    result = Cluster(setup, workload).run(make_policy("default", setup, workload), None)
+    assert workload.served + result.dropped == pytest.approx(result.requests)
+    assert 0 <= result.slo_attainment <= 1
+
+
+def test_requests_without_any_replica_are_dropped_not_lost(setup: Setup) -> None:
+    trace = Requests(np.array([0.0, 1.0]), synthetic_lengths(2, 0))
+    workload = RequestWorkload(trace, setup.slo, "least-work")
+    workload.step(0.0, [], [])
+    workload.step(1.0, [], [])
+    assert workload.outcome().dropped == 2
+
+
+def _measured() -> dict[tuple[str, int, int], tuple[float, float]]:
+    """Mean prompt and per-token time (s) of Llama-2-70B at tensor parallelism 4, by (hardware, prompt, batch)."""
+    rows: dict[tuple[str, int, int], list[tuple[float, float]]] = defaultdict(list)
+    with PROFILE_TABLE.open() as f:
+        for r in csv.DictReader(f):
+            if r["hardware"] in ("a100-80gb", "h100-80gb") and r["tensor_parallel"] == "4":
+                key = (r["hardware"], int(r["prompt_size"]), int(r["batch_size"]))
+                rows[key].append((float(r["prompt_time"]) / 1000, float(r["token_time"]) / 1000))
+    return {k: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v]))) for k, v in rows.items()}
+
+
+@pytest.mark.skipif(not PROFILE_TABLE.exists(), reason="reference profiles not present")
+def test_replica_model_against_the_measured_splitwise_table() -> None:
+    """Stated tolerance: prefill within +-50% of measured; a decode iteration 0.4-1x of measured (the reference model
+    assumes a newer serving stack than the 2023 measurement, so it is faster but never slower); the H100/A100
+    speed ratio, which decides the cost ranking, within 20%."""
+    profiles = {"a100-80gb": LARGE["A100-80GB"], "h100-80gb": LARGE["H100"]}
+    measured = _measured()
+    assert len(measured) >= 20
+    for (hw, prompt, batch), (prompt_s, token_s) in measured.items():
+        p = profiles[hw]
+        assert 0.5 <= p.iteration_s(batch * prompt, 0) / prompt_s <= 1.5, (hw, prompt, batch)
+        assert 0.4 <= p.iteration_s(batch, batch * (prompt + 64)) / token_s <= 1.0, (hw, prompt, batch)
+    for prompt, batch in [(512, 1), (512, 16), (2048, 1), (8192, 1)]:
+        model = LARGE["H100"].iteration_s(batch, batch * prompt) / LARGE["A100-80GB"].iteration_s(batch, batch * prompt)
+        real = measured[("h100-80gb", prompt, batch)][1] / measured[("a100-80gb", prompt, batch)][1]
+        assert model == pytest.approx(real, rel=0.2)
+
+
+def test_replica_keeps_the_reference_capacity_at_100ms() -> None:
+    """REFERENCE section 9: ~1.7, ~2.5 and ~7.1 requests/s at ITL 100 ms on the Azure conversation mix."""
+    for name, rps in [("L40S", 1.7), ("A100-80GB", 2.5), ("H100", 7.1)]:
+        assert LARGE[name].rate_at_itl(0.1, 1155, 211) == pytest.approx(rps, rel=0.1)
+
+
+def _all(setup: Setup, trace: Requests | Envelope) -> dict[str, Result]:
+    return {p: simulate(p, setup, trace) for p in POLICIES}
+
+
+def test_the_oracle_never_costs_more_than_a_policy_at_the_same_attainment(setup: Setup) -> None:
+    results = _all(setup, materialize(small_burst(), seed=2))
+    oracle = results["oracle"]
+    assert oracle.slo_attainment > 0.9
+    for r in results.values():
+        if r.slo_attainment >= oracle.slo_attainment:
+            assert oracle.cost_usd <= r.cost_usd, r.policy
+
+
+def test_runs_are_deterministic_for_a_seed(setup: Setup) -> None:
+    for trace in (small_burst(), materialize(small_burst(), seed=3)):
+        first, second = simulate("default", setup, trace), simulate("default", setup, trace)
+        assert first.summary() == second.summary()
+
+
+def test_seed_mode_never_brings_up_a_variant_without_metrics(setup: Setup) -> None:
+    """The seed's weakness, reproduced: a 0-replica variant reports nothing, so wva-v1 only grows L40S replicas
+    (prod's cheapest) and never reaches the A100 and H100 variants before the L40S maximum."""
+    result = simulate("wva-v1", setup, materialize(small_burst(), seed=4))
+    assert result.gpu_hours["H100"] == 0
+
+
+def _azure_csv(path: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    with path.open("w") as f:
+        f.write("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+        for k, t in enumerate(np.sort(rng.uniform(0, 600, n))):
+            f.write(f"2023-11-16 18:{15 + int(t) // 60:02d}:{int(t) % 60:02d}.{k:07d},{rng.integers(50, 2000)},200\n")
+
+
+def test_the_command_prints_the_contract_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "azure.csv"
+    _azure_csv(trace, 1500)
+    args = ["--stack", "prod", "--trace", str(trace), "--policy", "default", "--json", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"policy", "requests", "slo_attainment", "ttft_p99_s", "tpot_p99_s", "cost_usd", "gpu_hours"} <= set(out)
+    assert out["policy"] == "default" and out["requests"] == 1500 and 0 <= out["slo_attainment"] <= 1
+    assert "scale_events" in out and (tmp_path / "cost-vs-slo.png").exists()
+
+
+def test_trace_formats_and_scaling(tmp_path: Path) -> None:
+    (tmp_path / "moon.jsonl").write_text(
+        '{"timestamp": 0, "input_length": 100, "output_length": 5, "hash_ids": []}\n'
+        '{"timestamp": 1500, "input_length": 200, "output_length": 7, "hash_ids": [1]}\n'
+    )
+    moon = load(tmp_path / "moon.jsonl", None, 0)
+    assert isinstance(moon, Requests) and list(moon.arrival_s) == [0.0, 1.5] and list(moon.lengths.input) == [100, 200]
+    (tmp_path / "env.csv").write_text("minute_offset,req_per_min\n0,60\n10,120\n")
+    (tmp_path / "share.csv").write_text(
+        "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n10,20,30,0.5\n"
+    )
+    env = load(tmp_path / "env.csv", tmp_path / "share.csv", 0)
+    assert isinstance(env, Envelope) and env.duration_s == 1200 and set(env.lengths.output) == {20}
+    with pytest.raises(ValueError, match="unknown trace format"):
+        load(tmp_path / "share.csv", None, 0)
+
+
+@pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces not present")
+def test_the_development_traces_load() -> None:
+    hour = load(TRACES / "AzureLLMInferenceTrace_conv.csv", None, 0)
+    assert isinstance(hour, Requests) and len(hour.arrival_s) == 19_366 and 3500 < hour.duration_s < 3700
+    week = load(
+        TRACES / "azure2024_conv_week_rate_envelope_digitized.csv", TRACES / "AzureLLMInferenceTrace_conv.csv", 0
+    )
+    assert isinstance(week, Envelope)
+    total = float(np.sum(week.rate_at(np.arange(0.0, week.duration_s, 60.0))) * 60)
+    assert total == pytest.approx(27_303_998, rel=0.02)

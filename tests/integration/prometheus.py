@@ -1,0 +1,157 @@
+"""Real Prometheus on loopback, scraping simulated model servers that export vLLM's metric names and labels.
+
+Targets carry the `namespace` and `pod` labels a PodMonitor gives them, so queries run exactly as in the cluster.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SimulatedVllm:
+    """One model-server pod's /metrics with vLLM's names; values are set by the test."""
+
+    namespace: str
+    pod: str
+    model_name: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        labels = ("model_name", "engine")
+        r = self.registry
+        self.kv = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage", labels, registry=r).labels(self.model_name, "0")
+        self.waiting = Gauge("vllm:num_requests_waiting", "waiting", labels, registry=r).labels(self.model_name, "0")
+        self.running = Gauge("vllm:num_requests_running", "running", labels, registry=r).labels(self.model_name, "0")
+        self.success = Counter("vllm:request_success", "finished", (*labels, "finished_reason"), registry=r).labels(
+            self.model_name, "0", "stop"
+        )
+        self.itl = Histogram("vllm:inter_token_latency_seconds", "ITL", labels, buckets=ITL_BUCKETS, registry=r).labels(
+            self.model_name, "0"
+        )
+        self.ttft = Histogram(
+            "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS, registry=r
+        ).labels(self.model_name, "0")
+        self.server = _exposition_server(self.registry)
+        self.port = int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _exposition_server(registry: CollectorRegistry) -> ThreadingHTTPServer:
+    """Always the classic text format, as vLLM serves it: metric names keep their colons whatever Accept says."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            body = generate_latest(registry)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@dataclass
+class RunningPrometheus:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=5) as r:
+            return list(json.load(r)["data"]["result"])
+
+    def wait_for(self, promql: str, count: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len(self.query(promql)) >= count:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{promql} did not return {count} series in {timeout_s}s")
+
+
+def scrape_config(targets: list[SimulatedVllm]) -> dict[str, Any]:
+    """What the serving PodMonitor produces: one job, target labels namespace and pod."""
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "model-servers",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{t.port}"], "labels": {"namespace": t.namespace, "pod": t.pod}}
+                    for t in targets
+                ],
+            }
+        ],
+    }
+
+
+@contextmanager
+def prometheus(
+    targets: list[SimulatedVllm], workdir: Path, rule_files: list[Path] | None = None
+) -> Iterator[RunningPrometheus]:
+    config = scrape_config(targets)
+    if rule_files:
+        config["rule_files"] = [str(p) for p in rule_files]
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    running = RunningPrometheus(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{running.url}/-/ready", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("Prometheus did not start") from None
+                time.sleep(0.2)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,82 @@
+"""The autoscaler's PromQL against a real Prometheus scraping simulated vLLM pods, and a full controller pass."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_api_client import PrometheusConnect
+
+from autoscaler.api import serving_labels
+from autoscaler.controller import Controller, Settings
+from autoscaler.kube import Kube
+from autoscaler.metrics import QUERIES, collect
+from tests.integration.prometheus import PROMETHEUS, RunningPrometheus, SimulatedVllm, prometheus
+from tests.kube_standin import Cluster, running
+from tests.test_controller import MODEL_ID, NS, VARIANTS, variant_autoscaling
+
+pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian package prometheus not installed")
+
+
+@pytest.fixture(scope="module")
+def pods() -> Iterator[list[SimulatedVllm]]:
+    servers = [
+        SimulatedVllm(NS, f"{VARIANTS[0]}-0", MODEL_ID),
+        SimulatedVllm(NS, f"{VARIANTS[0]}-1", MODEL_ID),
+        SimulatedVllm(NS, "gone-pod", MODEL_ID),  # a deleted pod whose series linger
+        SimulatedVllm("other", "other-0", "other/model"),
+    ]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPrometheus]:
+    pods[0].kv.set(0.75)
+    pods[0].waiting.set(2)
+    pods[1].kv.set(0.76)
+    pods[1].waiting.set(2)
+    pods[2].kv.set(0.99)
+    pods[3].kv.set(0.10)
+    for p in pods:
+        p.running.set(4)
+    with prometheus(pods, tmp_path_factory.mktemp("prometheus")) as running_prometheus:
+        running_prometheus.wait_for("up == 1", len(pods))
+        # Completions and token latencies over a few scrapes, so that rate() has two points.
+        for _ in range(6):
+            for p in pods[:2]:
+                p.success.inc(3)
+                for _ in range(20):
+                    p.itl.observe(0.05)
+            time.sleep(1)
+        running_prometheus.wait_for(QUERIES["throughput"], 2)
+        yield running_prometheus
+
+
+def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
+    snapshot = collect(PrometheusConnect(prom.url).custom_query)
+    first = snapshot.pods[(NS, f"{VARIANTS[0]}-0")]
+    assert first.kv == pytest.approx(0.75) and first.queue == 2 and first.running == 4
+    assert first.model_name == MODEL_ID
+    assert first.throughput is not None and first.throughput > 0
+    assert first.itl_s == pytest.approx(0.05)
+    assert first.last_seen is not None and time.time() - first.last_seen < 10
+    assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
+    assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0
+    assert snapshot.model_names_in(NS) == [MODEL_ID]
+
+
+def test_controller_pass_with_real_prometheus(prom: RunningPrometheus) -> None:
+    cluster = Cluster()
+    cluster.put("variantautoscalings", variant_autoscaling())
+    for name, replicas in zip(VARIANTS, (2, 0, 0), strict=True):
+        cluster.add_deployment(NS, name, replicas, labels=serving_labels("llama-70b", name))
+    for i in range(2):
+        cluster.add_pod(NS, f"{VARIANTS[0]}-{i}", serving_labels("llama-70b", VARIANTS[0]))
+    with running(cluster) as api:
+        query = PrometheusConnect(prom.url).custom_query
+        Controller(Kube(api), query, Settings(namespace="wva-system", mode="wva-v1")).reconcile()
+    # Seed vector: KV {0.75, 0.76}, queue {2, 2} -> one more replica of the cheapest variant. The deleted pod's
+    # saturated series is not counted (it would make 3 reporting replicas for 2 and hold).
+    assert cluster.replicas(NS, VARIANTS[0]) == 3

@@ -14,6 +14,7 @@ from autoscaler.api import (
     SERVING_LABEL,
     SERVING_PORT,
     SERVING_PORT_NAME,
+    Slo,
     serving_labels,
 )
 from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
@@ -71,13 +72,6 @@ class VariantArgs(ArgsModel):
         return minimum
 
 
-class SloArgs(ArgsModel):
-    """The latency a model's traffic must be served within: alerts and the autoscaler's benchmark use it."""
-
-    ttft_seconds: float = Field(2.0, gt=0)
-    tpot_seconds: float = Field(0.1, gt=0)
-
-
 class GatewayRef(ArgsModel):
     name: str = Field(min_length=1)
     namespace: DnsLabel | None = None
@@ -111,7 +105,8 @@ class ModelArgs(ArgsModel):
     model_id: str = Field(alias="modelID", min_length=1)
     namespace: DnsLabel = "llm"
     variants: list[VariantArgs] = Field(min_length=1)
-    slo: SloArgs = SloArgs()
+    # The latency the model's traffic must be served within: the autoscaler, alerts and the benchmark use it.
+    slo: Slo = Slo()
     max_model_len: int | None = Field(None, ge=128)
     gpu_memory_utilization: float = Field(0.95, gt=0, le=1)
     # Passed to every variant's server after the platform's own arguments.

@@ -72,14 +72,20 @@ def variant_autoscaling() -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def cluster() -> Cluster:
+def serving_cluster() -> Cluster:
+    """The prod model's VariantAutoscaling, two ready L40S replicas, A100 and H100 at zero."""
     c = Cluster()
     c.put("variantautoscalings", variant_autoscaling())
     for name, replicas in zip(VARIANTS, (2, 0, 0), strict=True):
         c.add_deployment(NS, name, replicas, labels=serving_labels("llama-70b", name))
     for i in range(2):
         c.add_pod(NS, f"{VARIANTS[0]}-{i}", serving_labels("llama-70b", VARIANTS[0]))
+    return c
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    c = serving_cluster()
     c.put("configmaps", {"metadata": {"name": THRESHOLDS_CONFIGMAP, "namespace": "wva-system"}, "data": {}})
     return c
 

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from prometheus_api_client import PrometheusConnect
 
-from autoscaler.api import serving_labels
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.metrics import QUERIES, collect
 from tests.integration.prometheus import PROMETHEUS, RunningPrometheus, SimulatedVllm, prometheus
-from tests.kube_standin import Cluster, running
-from tests.test_controller import MODEL_ID, NS, VARIANTS, variant_autoscaling
+from tests.kube_standin import running
+from tests.test_controller import MODEL_ID, NS, VARIANTS, serving_cluster
 
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian package prometheus not installed")
 
@@ -68,12 +67,7 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
 
 
 def test_controller_pass_with_real_prometheus(prom: RunningPrometheus) -> None:
-    cluster = Cluster()
-    cluster.put("variantautoscalings", variant_autoscaling())
-    for name, replicas in zip(VARIANTS, (2, 0, 0), strict=True):
-        cluster.add_deployment(NS, name, replicas, labels=serving_labels("llama-70b", name))
-    for i in range(2):
-        cluster.add_pod(NS, f"{VARIANTS[0]}-{i}", serving_labels("llama-70b", VARIANTS[0]))
+    cluster = serving_cluster()
     with running(cluster) as api:
         query = PrometheusConnect(prom.url).custom_query
         Controller(Kube(api), query, Settings(namespace="wva-system", mode="wva-v1")).reconcile()

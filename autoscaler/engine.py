@@ -216,8 +216,10 @@ def _planned(
         plan = dict(desired)
         reason = f"guardrail: scale-down unsafe ({sat.describe()})"
 
-    # Scale down only to what every plan of the last window allowed; scale up at once.
-    plans = (*(p for p in memory.plans if now - p[0] < tuning.scale_down_window_s), (now, plan))
+    # Scale down only to what every plan of the last window allowed; scale up at once. A fresh memory (a restarted
+    # controller) knows no window yet: the replicas it finds count as the plan of its first cycle.
+    history = memory.plans or ((now, dict(desired)),)
+    plans = (*(p for p in history if now - p[0] < tuning.scale_down_window_s), (now, plan))
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
     if targets != plan:
         reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"

@@ -229,3 +229,14 @@ def test_never_scales_down_without_metrics(counts_list: list[int], mode: str, st
     obs = Observation(tuple(samples("l40s", [(0.0, 0)])), 900.0, 0.0) if stale else Observation((), None, 0.0)
     decision, _ = decide(mode, SEED, T, steady(counts), obs, Memory(), 0)  # type: ignore[arg-type]
     assert all(decision.targets[n] >= counts[n] for n in counts)
+
+
+def test_a_fresh_engine_waits_a_window_before_scaling_down() -> None:
+    """A restarted controller has no plan history: it keeps the replicas it finds for one window first."""
+    counts = {"l40s": 6, "a100": 0, "h100": 0}
+    memory = Memory()
+    for cycle in range(10):
+        decision, memory = decide("default", SEED, T, steady(counts), world(SEED, counts, 1.0), memory, cycle * 30.0)
+        assert decision.targets == counts, cycle
+    decision, memory = decide("default", SEED, T, steady(counts), world(SEED, counts, 1.0), memory, 330.0)
+    assert sum(decision.targets.values()) < 6

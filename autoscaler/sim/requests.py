@@ -44,7 +44,7 @@ class RequestReplica:
         self.tokens = 0.0
 
     def kv_usage(self) -> float:
-        return min(1.0, self.kv / self.profile.kv_capacity)
+        return min(1.0, max(0.0, self.kv / self.profile.kv_capacity))
 
     def waiting(self) -> float:
         return float(len(self.queue))

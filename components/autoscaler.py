@@ -9,6 +9,7 @@ to a prebuilt image (autoscaler/Dockerfile) for clusters that cannot reach PyPI.
 import hashlib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -31,7 +32,7 @@ from autoscaler.api import (
 )
 from autoscaler.crd import custom_resource_definition
 from components.args import ArgsModel, DnsLabel, PinnedImage
-from components.kube import labels, manifest, namespace
+from components.kube import DNS_EGRESS, deny_all, labels, manifest, namespace, namespace_selector, network_policy
 from components.model_serving import ModelArgs
 from components.pins import PYTHON_IMAGE
 
@@ -112,6 +113,7 @@ class Autoscaler(pulumi.ComponentResource):
         args: AutoscalerArgs,
         models: list[ModelArgs],
         prometheus_url: str,
+        monitoring_namespace: str | None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llm-platform:autoscaler:Autoscaler", name, None, opts)
@@ -187,7 +189,35 @@ class Autoscaler(pulumi.ComponentResource):
                 spec=variant_autoscaling(model),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.crd]),
             )
+        deny_all(f"{name}-deny-all", args.namespace, in_ns)
+        network_policy(
+            f"{name}-allow",
+            args.namespace,
+            AUTOSCALER_APP,
+            network_spec(args, prometheus_url, monitoring_namespace),
+            in_ns,
+        )
         self.register_outputs({"namespace": ns.metadata.name})
+
+
+def network_spec(args: AutoscalerArgs, prometheus_url: str, monitoring_namespace: str | None) -> dict[str, Any]:
+    """Scraped by the platform's Prometheus; talks to DNS, the API server, Prometheus and (init container) PyPI."""
+    url = urlparse(str(args.prometheus_url or prometheus_url))
+    prometheus_port = url.port or (443 if url.scheme == "https" else 80)
+    scrapers = [namespace_selector(monitoring_namespace)] if monitoring_namespace else []
+    egress = [
+        DNS_EGRESS,
+        {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]},
+        {"ports": [{"protocol": "TCP", "port": prometheus_port}]},
+    ]
+    return {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": AUTOSCALER_APP}},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [{"from": scrapers, "ports": [{"protocol": "TCP", "port": AUTOSCALER_METRICS_PORT}]}]
+        if scrapers
+        else [],
+        "egress": egress,
+    }
 
 
 def _fields(document: dict[str, Any]) -> dict[str, Any]:

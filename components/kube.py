@@ -58,3 +58,36 @@ def manifest(value: dict[str, Any] | list[Any]) -> Any:
     render validates strictly instead.
     """
     return value
+
+
+def network_policy(
+    resource_name: str,
+    namespace: pulumi.Input[str],
+    name: str,
+    spec: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=manifest({"name": name, "namespace": namespace, "labels": labels("network-policy")}),
+        spec=manifest(spec),
+        opts=opts,
+    )
+
+
+def deny_all(resource_name: str, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+    """Default deny in both directions: each flow a namespace needs is then allowed by name."""
+    network_policy(
+        resource_name, namespace, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, opts
+    )
+
+
+def namespace_selector(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+# Every pod may resolve names through the cluster DNS.
+DNS_EGRESS = {
+    "to": [namespace_selector("kube-system")],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}

@@ -18,7 +18,7 @@ from autoscaler.api import (
     serving_labels,
 )
 from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
-from components.kube import labels, manifest, namespace
+from components.kube import labels, manifest, namespace, network_policy
 from components.model_server_pod import WeightsVolume, deployment_spec, pod_labels
 
 Runtime = Literal["vllm", "tgi", "simulator"]
@@ -125,6 +125,8 @@ class ModelNamespace(pulumi.ComponentResource):
     """A namespace model servers run in, shared by the models that name it and by their storage claim.
 
     Pod Security `baseline`: the vLLM and TGI images run as root; everything else in it passes `restricted`.
+    Network: nothing reaches its pods but the model servers' API and metrics port (clients, gateways, Prometheus);
+    model servers may reach out (DNS, and the model hub when they load weights by id).
     """
 
     def __init__(self, name: str, namespace_name: str, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -133,6 +135,25 @@ class ModelNamespace(pulumi.ComponentResource):
             f"{name}-namespace", namespace_name, "model-serving", "baseline", pulumi.ResourceOptions(parent=self)
         )
         self.name = self.namespace.metadata.name
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        network_policy(
+            f"{name}-deny-ingress",
+            self.name,
+            "default-deny-ingress",
+            {"podSelector": {}, "policyTypes": ["Ingress"]},
+            in_ns,
+        )
+        network_policy(
+            f"{name}-allow-serving",
+            self.name,
+            "allow-model-servers",
+            {
+                "podSelector": {"matchLabels": {SERVING_LABEL: "true"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": SERVING_PORT}]}],
+            },
+            in_ns,
+        )
         self.register_outputs({"name": self.name})
 
 

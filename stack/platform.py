@@ -83,6 +83,7 @@ class Platform:
                 config.autoscaler,
                 config.models,
                 str(config.autoscaler.prometheus_url or monitoring_prometheus_url(config.monitoring)),
+                config.monitoring.namespace if config.monitoring.enabled else None,
                 on_cluster,
             )
             if config.autoscaler.enabled

@@ -168,3 +168,24 @@ def test_no_autoscaler_objects_when_disabled(render_config: Render) -> None:
     raw["autoscaler"] = {"enabled": False}
     rendered = render_config(raw)
     assert "autoscaler" not in rendered.documents
+
+
+def test_network_policies_allow_only_the_flows_needed(rendered_stacks: dict[str, Rendered]) -> None:
+    policies = {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
+        for p in docs(rendered_stacks["prod"], "NetworkPolicy")
+    }
+    assert policies[("wva-system", "default-deny")] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    allow = policies[("wva-system", api.AUTOSCALER_APP)]
+    assert allow["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            "ports": [{"protocol": "TCP", "port": api.AUTOSCALER_METRICS_PORT}],
+        }
+    ]
+    egress_ports = {p["port"] for rule in allow["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 443, 6443, 9090}
+    assert policies[("llm", "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    serving = policies[("llm", "allow-model-servers")]
+    assert serving["podSelector"] == {"matchLabels": {api.SERVING_LABEL: "true"}}
+    assert serving["ingress"] == [{"ports": [{"protocol": "TCP", "port": api.SERVING_PORT}]}]

@@ -163,3 +163,19 @@ def test_the_development_traces_load() -> None:
     assert isinstance(week, Envelope)
     total = float(np.sum(week.rate_at(np.arange(0.0, week.duration_s, 60.0))) * 60)
     assert total == pytest.approx(27_303_998, rel=0.02)
+
+
+def test_stack_thresholds_prices_and_profile_overrides_are_read(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.x.yaml"
+    stack.write_text(
+        "config:\n"
+        "  llm-platform:autoscaler:\n    thresholds: {kvCacheThreshold: 0.9}\n"
+        "  llm-platform:simulator:\n    profiles: {L40S: {t0Ms: 30, kvCapacityTokens: 100000}}\n"
+        "  llm-platform:models:\n"
+        "    - {name: m, modelID: meta-llama/Llama-3.1-8B, variants: [{name: a, acceleratorType: L40S, cost: 5}]}\n"
+    )
+    setup = load_setup(stack, "aws-2025")
+    v = setup.variants[0]
+    assert setup.thresholds.kv_cache_threshold == 0.9 and v.spec.cost == 10.49
+    assert v.profile.t0_s == pytest.approx(0.030) and v.profile.kv_capacity == 100_000
+    assert v.profile.k_tok_s < LARGE["L40S"].k_tok_s  # an 8B model uses the small-model profile

@@ -52,7 +52,8 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
         raise ValueError(f"{path}: no llm-platform:models")
     model = models[0]
     spec = spec_from_stack_model(model)
-    thresholds = Thresholds.model_validate(config.get("llm-platform:autoscaler.thresholds") or {})
+    nested = (config.get("llm-platform:autoscaler") or {}).get("thresholds")
+    thresholds = Thresholds.model_validate(config.get("llm-platform:autoscaler.thresholds") or nested or {})
     overrides = (config.get("llm-platform:simulator") or {}).get("profiles", {})
     variants = []
     for v in spec.variants:

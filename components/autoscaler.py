@@ -32,21 +32,26 @@ from autoscaler.api import (
 )
 from autoscaler.crd import custom_resource_definition
 from components.args import ArgsModel, DnsLabel, PinnedImage
-from components.kube import DNS_EGRESS, deny_all, labels, manifest, namespace, namespace_selector, network_policy
+from components.kube import (
+    DNS_EGRESS,
+    PINNED_BY_TAG,
+    RESTRICTED_CONTAINER,
+    checkov_skips,
+    deny_all,
+    labels,
+    manifest,
+    namespace,
+    namespace_selector,
+    network_policy,
+    restricted_pod,
+)
 from components.model_serving import ModelArgs
 from components.pins import PYTHON_IMAGE
 
 PACKAGE = Path(autoscaler.__file__).parent
 LEASE_NAME = "llm-platform-autoscaler"
-RESTRICTED = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "runAsGroup": 65532,
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+AUTOSCALER_UID = 65532
+API_TOKEN = "CKV_K8S_38=the autoscaler calls the Kubernetes API with its service account token"
 
 
 class PrometheusAccess(ArgsModel):
@@ -168,7 +173,7 @@ class Autoscaler(pulumi.ComponentResource):
             )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=manifest({**meta, "name": AUTOSCALER_APP}),
+            metadata=manifest({**meta, "name": AUTOSCALER_APP, "annotations": checkov_skips(PINNED_BY_TAG, API_TOKEN)}),
             spec=manifest(deployment_spec(args, prometheus_url, code)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, self.crd]),
         )
@@ -280,13 +285,14 @@ def deployment_spec(args: AutoscalerArgs, prometheus_url: str, code: dict[str, s
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
         "livenessProbe": {**probe, "failureThreshold": 6},
         "readinessProbe": probe,
-        "securityContext": RESTRICTED,
+        "securityContext": RESTRICTED_CONTAINER,
+        "imagePullPolicy": "Always",
         "volumeMounts": mounts,
     }
     pod: dict[str, Any] = {
         "serviceAccountName": AUTOSCALER_APP,
         "terminationGracePeriodSeconds": 30,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": restricted_pod(AUTOSCALER_UID),
         "containers": [container],
         "volumes": volumes,
     }
@@ -315,7 +321,8 @@ def deployment_spec(args: AutoscalerArgs, prometheus_url: str, code: dict[str, s
                     "requests": {"cpu": "100m", "memory": "128Mi"},
                     "limits": {"cpu": "1", "memory": "512Mi"},
                 },
-                "securityContext": RESTRICTED,
+                "securityContext": RESTRICTED_CONTAINER,
+                "imagePullPolicy": "Always",
                 "volumeMounts": [
                     {"name": "code", "mountPath": "/app/autoscaler", "readOnly": True},
                     {"name": "deps", "mountPath": "/deps"},

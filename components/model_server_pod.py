@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from autoscaler.accelerators import ACCELERATORS, PRODUCT_LABEL
 from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
 from components.args import GPU_TOLERATION
-from components.kube import labels
+from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
 from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
 
 if TYPE_CHECKING:  # the args live with the component, which builds its pods from this module
@@ -26,6 +26,16 @@ STARTUP_PERIOD_SECONDS = 30
 STARTUP_FAILURES = 120
 # Requests in flight finish before the pod goes; the endpoint is withdrawn first (preStop).
 GPU_GRACE_SECONDS = 120
+SERVER_UID = 10001
+CACHE_ENV = {
+    "HOME": "/tmp/home",
+    "XDG_CACHE_HOME": "/tmp/cache",
+    "HF_HOME": "/tmp/hf",
+    "VLLM_CACHE_ROOT": "/tmp/cache/vllm",
+    "TRITON_CACHE_DIR": "/tmp/cache/triton",
+}
+# Model servers pull large images once per node: a pull on every start would tie each restart to the registry.
+GPU_PULL_POLICY = "CKV_K8S_15=GPU model-server images are tens of GB and pinned by tag: pulled once per node"
 
 
 @dataclass(frozen=True)
@@ -110,37 +120,34 @@ def server_container(model: ModelArgs, variant: VariantArgs, weights: WeightsVol
         "volumeMounts": [],
         "env": [],
     }
+    container["securityContext"] = RESTRICTED_CONTAINER
+    container["volumeMounts"].append({"name": "tmp", "mountPath": "/tmp"})
+    container["imagePullPolicy"] = "IfNotPresent" if variant.uses_gpus else "Always"
     if variant.uses_gpus:
         container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+        # A read-only root: every cache the server writes (compile caches, the hub) lives under /tmp.
+        container["env"] += [{"name": k, "value": v} for k, v in CACHE_ENV.items()]
         if weights:
             container["volumeMounts"].append({"name": "weights", "mountPath": MODELS_MOUNT, "readOnly": True})
             container["env"].append({"name": "HF_HUB_OFFLINE", "value": "1"})
-    else:
-        # The simulator passes Pod Security `restricted`.
-        container["securityContext"] = {
-            "runAsNonRoot": True,
-            "runAsUser": 65532,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        }
-        container["volumeMounts"].append({"name": "tmp", "mountPath": "/tmp"})
     return container
 
 
 def pod_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | None) -> dict[str, Any]:
+    # Weights fetched by id land in /tmp: no size limit then; otherwise room for compile caches.
+    tmp_size = {} if variant.uses_gpus and not weights else {"sizeLimit": "20Gi" if variant.uses_gpus else "64Mi"}
     spec: dict[str, Any] = {
+        "securityContext": restricted_pod(SERVER_UID),
         "containers": [server_container(model, variant, weights)],
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": GPU_GRACE_SECONDS if variant.uses_gpus else 30,
+        "volumes": [{"name": "tmp", "emptyDir": tmp_size}],
     }
     if variant.node_selector:
         spec["nodeSelector"] = dict(variant.node_selector)
     if not variant.uses_gpus:
-        spec["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
         return spec
     if not variant.node_selector:
         products = list(ACCELERATORS[variant.accelerator_type].products)
@@ -149,7 +156,7 @@ def pod_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | No
             "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
         }
     spec["tolerations"] = [GPU_TOLERATION.model_dump(by_alias=True, exclude_none=True)]
-    spec["volumes"] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "20Gi"}}]
+    spec["volumes"].append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "20Gi"}})
     if weights:
         spec["volumes"].append(
             {"name": "weights", "persistentVolumeClaim": {"claimName": weights.claim, "readOnly": True}}
@@ -168,3 +175,7 @@ def deployment_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolu
     if variant.uses_gpus:
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
     return spec
+
+
+def deployment_annotations(variant: VariantArgs) -> dict[str, str]:
+    return checkov_skips(PINNED_BY_TAG, *([GPU_PULL_POLICY] if variant.uses_gpus else []))

@@ -19,7 +19,7 @@ from autoscaler.api import (
 )
 from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
 from components.kube import labels, manifest, namespace, network_policy
-from components.model_server_pod import WeightsVolume, deployment_spec, pod_labels
+from components.model_server_pod import WeightsVolume, deployment_annotations, deployment_spec, pod_labels
 
 Runtime = Literal["vllm", "tgi", "simulator"]
 GPU_RUNTIMES = ("vllm", "tgi")
@@ -124,7 +124,7 @@ class ModelArgs(ArgsModel):
 class ModelNamespace(pulumi.ComponentResource):
     """A namespace model servers run in, shared by the models that name it and by their storage claim.
 
-    Pod Security `baseline`: the vLLM and TGI images run as root; everything else in it passes `restricted`.
+    Pod Security `restricted`: model servers run as a non-root UID with a read-only root filesystem.
     Network: nothing reaches its pods but the model servers' API and metrics port (clients, gateways, Prometheus);
     model servers may reach out (DNS, and the model hub when they load weights by id).
     """
@@ -132,7 +132,7 @@ class ModelNamespace(pulumi.ComponentResource):
     def __init__(self, name: str, namespace_name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llm-platform:model_serving:ModelNamespace", name, None, opts)
         self.namespace = namespace(
-            f"{name}-namespace", namespace_name, "model-serving", "baseline", pulumi.ResourceOptions(parent=self)
+            f"{name}-namespace", namespace_name, "model-serving", "restricted", pulumi.ResourceOptions(parent=self)
         )
         self.name = self.namespace.metadata.name
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
@@ -178,7 +178,7 @@ class ModelServing(pulumi.ComponentResource):
             meta = {"name": variant.name, "namespace": namespace, "labels": pod_labels(model, variant)}
             self.deployments[variant.name] = k8s.apps.v1.Deployment(
                 f"{name}-{variant.name}",
-                metadata=manifest(meta),
+                metadata=manifest({**meta, "annotations": deployment_annotations(variant)}),
                 spec=manifest(deployment_spec(model, variant, weights)),
                 opts=replicas_owned,
             )

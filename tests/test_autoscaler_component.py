@@ -113,9 +113,10 @@ def test_controller_pods_are_restricted_and_ship_the_package(rendered_stacks: di
     deployment = objects(rendered, "Deployment")[api.AUTOSCALER_APP]
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["replicas"] == 2
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] >= 10000
     for c in [*pod["containers"], *pod["initContainers"]]:
         sc = c["securityContext"]
-        assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+        assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
         assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
         assert ":" in c["image"] and not c["image"].endswith(":latest")
     namespace = next(n for n in objects(rendered, "Namespace").values() if n["metadata"]["name"] == "wva-system")

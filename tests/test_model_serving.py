@@ -68,6 +68,13 @@ def test_prod_gpu_variants(rendered_stacks: dict[str, Rendered]) -> None:
         assert pod["terminationGracePeriodSeconds"] >= 60
         assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
         assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+        # Pod Security `restricted`: non-root, read-only root, caches under /tmp.
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] >= 10000
+        assert (
+            server["securityContext"]["readOnlyRootFilesystem"]
+            and not server["securityContext"]["allowPrivilegeEscalation"]
+        )
+        assert {e["name"]: e["value"] for e in server["env"]}["HF_HOME"].startswith("/tmp/")
 
 
 def test_dev_runs_simulators_without_gpus(rendered_stacks: dict[str, Rendered]) -> None:
@@ -80,7 +87,6 @@ def test_dev_runs_simulators_without_gpus(rendered_stacks: dict[str, Rendered]) 
         assert server["image"] == SIMULATOR_IMAGE
         assert "nvidia.com/gpu" not in server["resources"]["limits"]
         assert "tolerations" not in deployment["spec"]["template"]["spec"]
-        assert server["securityContext"]["runAsNonRoot"] is True
         assert server["securityContext"]["readOnlyRootFilesystem"] is True
         concurrency[name] = int(arg(server["args"], "--max-num-seqs"))
     # The simulated variants keep the real ones' ordering of capacity, so load spills from cheap to fast.

@@ -1,8 +1,32 @@
-"""Monitoring: kube-prometheus-stack with the vLLM and GPU dashboards and rules (config; component to come)."""
+"""Monitoring: kube-prometheus-stack with the platform's pod monitors, rules and dashboards, and Grafana."""
 
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
 from pydantic import Field
 
+from components import dashboards
 from components.args import ArgsModel, DnsLabel, Duration, Quantity
+from components.kube import helm_release, labels, manifest, namespace
+from components.model_serving import ModelArgs
+from components.pins import DCGM_DASHBOARD_GNET_ID, DCGM_DASHBOARD_REVISION, KUBE_PROMETHEUS_STACK
+from components.rules import AlertSettings, rule_groups
+from components.scraping import pod_monitors
+
+# The chart names its Services after the release (it contains the chart's name, so no suffix is added).
+PROMETHEUS_SERVICE = f"{KUBE_PROMETHEUS_STACK.release}-prometheus"
+PROMETHEUS_PORT = 9090
+GRAFANA_SERVICE = f"{KUBE_PROMETHEUS_STACK.release}-grafana"
+GRAFANA_PORT = 80
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+# The chart's default `grafana.sidecar.dashboards.label`/`labelValue`, set explicitly so both sides agree.
+DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL_VALUE = "1"
+DASHBOARD_PROVIDER = "gpu"
+PROMETHEUS_DATASOURCE = "Prometheus"
 
 
 class MonitoringArgs(ArgsModel):
@@ -15,3 +39,159 @@ class MonitoringArgs(ArgsModel):
     grafana: bool = True
     # Used by recording rules and alerts when a model does not state its own.
     default_ttft_slo_seconds: float = Field(2.0, gt=0)
+    # Mean KV-cache usage of a variant that counts as saturated (alert after 10 minutes).
+    kv_cache_alert_threshold: float = Field(0.9, gt=0, le=1)
+    # Where the alerts' runbook links point; each alert appends its own anchor.
+    runbook_url: str = Field("README.md", min_length=1)
+
+
+def prometheus_url(namespace_name: str) -> str:
+    return f"http://{PROMETHEUS_SERVICE}.{namespace_name}.svc:{PROMETHEUS_PORT}"
+
+
+def grafana_url(namespace_name: str) -> str:
+    return f"http://{GRAFANA_SERVICE}.{namespace_name}.svc:{GRAFANA_PORT}"
+
+
+def alert_settings(args: MonitoringArgs) -> AlertSettings:
+    return AlertSettings(args.default_ttft_slo_seconds, args.kv_cache_alert_threshold, args.runbook_url)
+
+
+def prometheus_values(args: MonitoringArgs, models: Sequence[ModelArgs]) -> dict[str, Any]:
+    """Prometheus keeps the configured history and selects monitors and rules of every release, not only its own."""
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": args.storage_size}},
+    }
+    if args.storage_class is not None:
+        claim["storageClassName"] = args.storage_class
+    spec = {
+        "retention": args.retention,
+        "scrapeInterval": args.scrape_interval,
+        "evaluationInterval": args.scrape_interval,
+        "storageSpec": {"volumeClaimTemplate": {"spec": claim}},
+        **{
+            f"{kind}SelectorNilUsesHelmValues": False
+            for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")
+        },
+    }
+    return {"prometheusSpec": spec, "additionalPodMonitors": pod_monitors([m.namespace for m in models])}
+
+
+def grafana_values(enabled: bool) -> dict[str, Any]:
+    """Admin credentials from our Secret; our dashboards through the sidecar; DCGM's by id from grafana.com."""
+    if not enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+        "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE}},
+        "dashboardProviders": {
+            "dashboardproviders.yaml": {
+                "apiVersion": 1,
+                "providers": [
+                    {
+                        "name": DASHBOARD_PROVIDER,
+                        "orgId": 1,
+                        "folder": "GPU",
+                        "type": "file",
+                        "disableDeletion": True,
+                        "editable": False,
+                        "options": {"path": f"/var/lib/grafana/dashboards/{DASHBOARD_PROVIDER}"},
+                    }
+                ],
+            }
+        },
+        "dashboards": {
+            DASHBOARD_PROVIDER: {
+                "nvidia-dcgm-exporter": {
+                    "gnetId": DCGM_DASHBOARD_GNET_ID,
+                    "revision": DCGM_DASHBOARD_REVISION,
+                    "datasource": PROMETHEUS_DATASOURCE,
+                }
+            }
+        },
+    }
+
+
+def monitoring_values(args: MonitoringArgs, models: Sequence[ModelArgs]) -> dict[str, Any]:
+    return {
+        "prometheus": prometheus_values(args, models),
+        "additionalPrometheusRulesMap": {"llm-platform": {"groups": rule_groups(models, alert_settings(args))}},
+        "grafana": grafana_values(args.grafana),
+    }
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Namespace (privileged: node-exporter uses the host's namespaces), Grafana's admin Secret and dashboards,
+    and the pinned kube-prometheus-stack release, whose CRDs the other parts' monitors need."""
+
+    def __init__(
+        self,
+        name: str,
+        args: MonitoringArgs,
+        models: Sequence[ModelArgs],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llm-platform:monitoring:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace = namespace(f"{name}-namespace", args.namespace, "monitoring", "privileged", child)
+        ns = self.namespace.metadata.name
+        before_release: list[pulumi.Resource] = []
+        self.grafana_admin_password: pulumi.Output[str] | None = None
+        if args.grafana:
+            password = random.RandomPassword(f"{name}-grafana-password", length=32, special=False, opts=child)
+            self.grafana_admin_password = pulumi.Output.secret(password.result)
+            before_release.append(
+                k8s.core.v1.Secret(
+                    f"{name}-grafana-admin",
+                    metadata=manifest({"name": GRAFANA_ADMIN_SECRET, "namespace": ns, "labels": labels("monitoring")}),
+                    type="Opaque",
+                    string_data={"admin-user": "admin", "admin-password": self.grafana_admin_password},
+                    opts=child,
+                )
+            )
+            for board in dashboards.dashboards():
+                k8s.core.v1.ConfigMap(
+                    f"{name}-dashboard-{board['uid']}",
+                    metadata=manifest(
+                        {
+                            "name": f"dashboard-{board['uid']}",
+                            "namespace": ns,
+                            "labels": labels("monitoring", {DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),
+                        }
+                    ),
+                    data=dashboards.configmap_data(board),
+                    opts=child,
+                )
+        self.release = helm_release(
+            f"{name}-release",
+            KUBE_PROMETHEUS_STACK,
+            ns,
+            monitoring_values(args, models),
+            pulumi.ResourceOptions(parent=self, depends_on=before_release),
+        )
+        self.namespace_name = args.namespace
+        self.prometheus_url = prometheus_url(args.namespace)
+        self.grafana_url = grafana_url(args.namespace) if args.grafana else None
+        self.register_outputs(
+            {
+                "namespace": ns,
+                "release": self.release.name,
+                "prometheusUrl": self.prometheus_url,
+                "grafanaUrl": self.grafana_url,
+            }
+        )
+
+    def outputs(self) -> dict[str, object]:
+        """Stack outputs: the in-cluster addresses, how to reach them from a laptop, and Grafana's password."""
+        ns = self.namespace_name
+        found: dict[str, object] = {
+            "prometheusUrl": self.prometheus_url,
+            "prometheusPortForward": f"kubectl -n {ns} port-forward svc/{PROMETHEUS_SERVICE} 9090:{PROMETHEUS_PORT}",
+        }
+        if self.grafana_url is not None:
+            found["grafanaUrl"] = self.grafana_url
+            found["grafanaPortForward"] = f"kubectl -n {ns} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}"
+            found["grafanaAdminPassword"] = self.grafana_admin_password
+        return found

@@ -24,3 +24,7 @@ SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.11.2"
 
 # The autoscaler runs its shipped package on this image (or on a prebuilt one, see autoscaler/Dockerfile).
 PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
+
+# Grafana downloads this dashboard from grafana.com by id when its pod starts (NVIDIA's DCGM exporter dashboard).
+DCGM_DASHBOARD_GNET_ID = 12239
+DCGM_DASHBOARD_REVISION = 2

@@ -8,7 +8,7 @@ import pulumi_kubernetes as k8s
 from components.autoscaler import Autoscaler
 from components.gpu_operator import GpuOperator
 from components.model_serving import ModelNamespace, ModelServing
-from components.monitoring import MonitoringArgs
+from components.monitoring import Monitoring, MonitoringArgs, prometheus_url
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
 
@@ -44,7 +44,7 @@ def variant_costs(config: StackConfig) -> list[VariantCost]:
 
 def monitoring_prometheus_url(monitoring: MonitoringArgs) -> str:
     """The in-cluster address of the monitoring stack's Prometheus (kube-prometheus-stack names its Service so)."""
-    return f"http://{KUBE_PROMETHEUS_STACK.release}-prometheus.{monitoring.namespace}.svc:9090"
+    return prometheus_url(monitoring.namespace)
 
 
 class Platform:
@@ -57,8 +57,17 @@ class Platform:
         on_cluster = pulumi.ResourceOptions(provider=self.provider)
         # Selected by kube-prometheus-stack only when it carries the stack's `release` label.
         monitor_labels = {"release": KUBE_PROMETHEUS_STACK.release} if config.monitoring.enabled else None
+        # First: its release installs the monitoring CRDs that the GPU Operator's ServiceMonitor needs.
+        self.monitoring = (
+            Monitoring("monitoring", config.monitoring, config.models, on_cluster)
+            if config.monitoring.enabled
+            else None
+        )
+        after_monitoring = pulumi.ResourceOptions.merge(
+            on_cluster, pulumi.ResourceOptions(depends_on=[self.monitoring.release] if self.monitoring else [])
+        )
         self.gpu_operator = (
-            GpuOperator("gpu-operator", config.gpu_operator, monitor_labels, on_cluster)
+            GpuOperator("gpu-operator", config.gpu_operator, monitor_labels, after_monitoring)
             if config.gpu_operator.enabled
             else None
         )
@@ -108,4 +117,6 @@ class Platform:
         }
         if self.gpu_operator is not None:
             outputs["gpuOperatorNamespace"] = self.gpu_operator.namespace.metadata.name
+        if self.monitoring is not None:
+            outputs.update(self.monitoring.outputs())
         return outputs

@@ -125,6 +125,9 @@ class VariantReplicas(ApiModel):
     current_replicas: int = 0
     ready_replicas: int = 0
     desired_replicas: int = 0
+    # Measured over the ready replicas: KV-cache capacity (vllm:cache_config_info) and generated tokens/s.
+    kv_cache_tokens: int | None = None
+    generation_tokens_per_second: float | None = None
 
 
 class Condition(ApiModel):

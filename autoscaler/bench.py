@@ -72,10 +72,11 @@ class InMemoryKube(Kube):
 def prometheus_answers(kube: InMemoryKube) -> dict[str, list[dict[str, Any]]]:
     """One series per pod for every query, as Prometheus would answer them."""
     answers: dict[str, list[dict[str, Any]]] = {}
-    values = {"kv": 0.4, "queue": 1.0, "running": 8.0, "throughput": 1.2, "itl": 0.05, "last_seen": NOW - 5, "model": 0}
+    values = {"kv": 0.4, "queue": 1.0, "running": 8.0, "throughput": 1.2, "itl": 0.05, "last_seen": NOW - 5}
+    labels = {"model_name": "x", "num_gpu_blocks": "29000", "block_size": "16"}
     for name, promql in QUERIES.items():
         answers[promql] = [
-            {"metric": {"namespace": p.namespace, "pod": p.name, "model_name": "x"}, "value": [NOW, str(values[name])]}
+            {"metric": {"namespace": p.namespace, "pod": p.name, **labels}, "value": [NOW, str(values.get(name, 1.0))]}
             for p in kube.pods
         ]
     return answers

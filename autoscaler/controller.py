@@ -173,7 +173,9 @@ class Controller:
         else:
             reason = "Reconciled" if acted else "Holding"
             conditions["Ready"] = ("True" if acted else "False", reason, f"{mode}{decision.action}: {decision.reason}")
-        self._report(obj, [(n, status.get(n), decision.targets.get(n)) for n in refs], decision, conditions, now)
+        measured = self._measured(spec, ns, world)
+        rows = [(n, status.get(n), decision.targets.get(n), measured.get(n, {})) for n in refs]
+        self._report(obj, rows, decision, conditions, now)
         self._export(spec, ns, status, decision, acted)
 
     def _observe(
@@ -204,6 +206,21 @@ class Controller:
             retention = None
         age = now - max(seen) if seen else None
         return Observation(tuple(samples), age, retention), problem
+
+    @staticmethod
+    def _measured(spec: VariantAutoscalingSpec, ns: str, world: World) -> dict[str, dict[str, Any]]:
+        """Per variant, summed over its ready pods: KV-cache capacity in tokens and generated tokens per second."""
+        if world.snapshot is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for pod in world.pods:
+            m = world.snapshot.pods.get((ns, pod.name)) if pod.namespace == ns and pod.ready else None
+            if m is None:
+                continue
+            slot = out.setdefault(pod.variant, {"kvCacheTokens": 0, "generationTokensPerSecond": 0.0})
+            slot["kvCacheTokens"] += m.kv_tokens or 0
+            slot["generationTokensPerSecond"] += m.generation_tps or 0.0
+        return out
 
     # --- act and report ----------------------------------------------------------------------------------------
 
@@ -241,7 +258,7 @@ class Controller:
     def _report(
         self,
         obj: Mapping[str, Any],
-        variants: list[tuple[str, VariantStatus | None, int | None]],
+        variants: list[tuple[str, VariantStatus | None, int | None, dict[str, Any]]],
         decision: Decision | None,
         conditions: Mapping[str, tuple[str, str, str]],
         now: float,
@@ -269,8 +286,9 @@ class Controller:
                     "currentReplicas": st.current if st else 0,
                     "readyReplicas": st.ready if st else 0,
                     "desiredReplicas": target if target is not None else (st.desired if st else 0),
+                    **measured,
                 }
-                for name, st, target in variants
+                for name, st, target, measured in variants
             ],
         }
         if decision is not None:

@@ -30,6 +30,9 @@ QUERIES = {
     "last_seen": f"max by ({BY_POD}) (timestamp(vllm:num_requests_waiting))"
     f" or max by ({BY_POD}) (timestamp(tgi_queue_size))",
     "model": f"max by ({BY_POD}, model_name) (vllm:num_requests_waiting)",
+    "generation_tps": f"sum by ({BY_POD}) (rate(vllm:generation_tokens_total[1m]))",
+    # KV-cache capacity: the info gauge carries it in its labels (blocks x tokens per block).
+    "kv_tokens": f"max by ({BY_POD}, num_gpu_blocks, block_size) (vllm:cache_config_info)",
 }
 RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success_total[{window}]))"
 
@@ -43,6 +46,8 @@ class PodMetrics:
     itl_s: float | None = None
     last_seen: float | None = None
     model_name: str | None = None
+    generation_tps: float | None = None
+    kv_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,15 @@ def connect(auth: PrometheusAuth) -> PrometheusConnect:
 Query = Callable[[str], list[dict[str, Any]]]
 
 
+def _value(name: str, labels: Mapping[str, str], value: str) -> Any:
+    """A query's answer for one pod: a number, or what its labels say for the label-carrying queries."""
+    if name == "model":
+        return labels.get("model_name")
+    if name == "kv_tokens":
+        return int(labels.get("num_gpu_blocks", 0)) * int(labels.get("block_size", 0))
+    return float(value)
+
+
 def collect(query: Query, retention_window: str = "10m", clock: Callable[[], float] = time.time) -> Snapshot:
     """Run the cycle's queries (len(QUERIES) + 1, whatever the number of models) and index them by pod."""
     values: dict[PodKey, dict[str, Any]] = {}
@@ -90,8 +104,7 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             key = (labels.get("namespace", ""), labels.get("pod", ""))
             if not all(key):
                 continue
-            slot = values.setdefault(key, {})
-            slot[name] = labels.get("model_name") if name == "model" else float(series["value"][1])
+            values.setdefault(key, {})[name] = _value(name, labels, series["value"][1])
     retention = {
         (s["metric"].get("namespace", ""), s["metric"].get("model_name", "")): float(s["value"][1])
         for s in query(RETENTION_QUERY.format(window=retention_window))
@@ -105,6 +118,8 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             itl_s=v.get("itl"),
             last_seen=v.get("last_seen"),
             model_name=v.get("model"),
+            generation_tps=v.get("generation_tps"),
+            kv_tokens=v.get("kv_tokens"),
         )
         for key, v in values.items()
     }

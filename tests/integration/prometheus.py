@@ -53,6 +53,12 @@ class SimulatedVllm:
         self.itl = Histogram("vllm:inter_token_latency_seconds", "ITL", labels, buckets=ITL_BUCKETS, registry=r).labels(
             self.model_name, "0"
         )
+        self.generated = Counter("vllm:generation_tokens", "generated tokens", labels, registry=r).labels(
+            self.model_name, "0"
+        )
+        Gauge("vllm:cache_config_info", "KV-cache configuration", ("num_gpu_blocks", "block_size"), registry=r).labels(
+            "29000", "16"
+        ).set(1)
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS, registry=r
         ).labels(self.model_name, "0")

@@ -46,6 +46,7 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
         for _ in range(6):
             for p in pods[:2]:
                 p.success.inc(3)
+                p.generated.inc(600)
                 for _ in range(20):
                     p.itl.observe(0.05)
             time.sleep(1)
@@ -60,6 +61,8 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert first.model_name == MODEL_ID
     assert first.throughput is not None and first.throughput > 0
     assert first.itl_s == pytest.approx(0.05)
+    assert first.kv_tokens == 29000 * 16
+    assert first.generation_tps is not None and first.generation_tps > 0
     assert first.last_seen is not None and time.time() - first.last_seen < 10
     assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
     assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0
@@ -74,3 +77,7 @@ def test_controller_pass_with_real_prometheus(prom: RunningPrometheus) -> None:
     # Seed vector: KV {0.75, 0.76}, queue {2, 2} -> one more replica of the cheapest variant. The deleted pod's
     # saturated series is not counted (it would make 3 reporting replicas for 2 and hold).
     assert cluster.replicas(NS, VARIANTS[0]) == 3
+    found = cluster.get("variantautoscalings", NS, "llama-70b")
+    assert found is not None
+    l40s = next(v for v in found["status"]["variants"] if v["name"] == VARIANTS[0])
+    assert l40s["kvCacheTokens"] == 2 * 29000 * 16 and l40s["generationTokensPerSecond"] > 0

@@ -18,8 +18,20 @@ from autoscaler.api import (
     serving_labels,
 )
 from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
+from components.inference_pool import (
+    EPP_GRPC_PORT,
+    PLUGINS,
+    PLUGINS_FILE,
+    POOL_API,
+    picker_annotations,
+    picker_deployment_spec,
+    picker_name,
+    picker_rules,
+    pool_spec,
+)
 from components.kube import labels, manifest, namespace, network_policy
 from components.model_server_pod import WeightsVolume, deployment_annotations, deployment_spec, pod_labels
+from components.pins import ENDPOINT_PICKER_IMAGE
 
 Runtime = Literal["vllm", "tgi", "simulator"]
 GPU_RUNTIMES = ("vllm", "tgi")
@@ -85,6 +97,8 @@ class EndpointArgs(ArgsModel):
     tls_secret_name: DnsLabel | None = None
     ingress_class_name: str | None = None
     gateway: GatewayRef | None = None
+    # Load-aware routing: an InferencePool with its endpoint picker (the HTTPRoute then targets the pool).
+    inference_pool: bool = False
 
     @model_validator(mode="after")
     def _route_has_what_it_needs(self) -> "EndpointArgs":
@@ -202,6 +216,8 @@ class ModelServing(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if model.endpoint.inference_pool:
+            self._inference_pool(name, model, namespace)
         route = model.endpoint
         if route.route == "ingress":
             k8s.networking.v1.Ingress(
@@ -220,6 +236,59 @@ class ModelServing(pulumi.ComponentResource):
                 opts=child,
             )
         self.register_outputs({"service": self.service.metadata.name})
+
+    def _inference_pool(self, name: str, model: ModelArgs, namespace: pulumi.Input[str]) -> None:
+        picker = picker_name(model.name)
+        meta = {"name": picker, "namespace": namespace, "labels": labels("endpoint-picker")}
+        child = pulumi.ResourceOptions(parent=self)
+        account = k8s.core.v1.ServiceAccount(f"{name}-epp-account", metadata=manifest(meta), opts=child)
+        role = k8s.rbac.v1.Role(f"{name}-epp-role", metadata=manifest(meta), rules=manifest(picker_rules()), opts=child)
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-epp-binding",
+            metadata=manifest(meta),
+            role_ref=manifest({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": picker}),
+            subjects=manifest([{"kind": "ServiceAccount", "name": picker, "namespace": namespace}]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
+        )
+        k8s.core.v1.ConfigMap(f"{name}-epp-config", metadata=manifest(meta), data={PLUGINS_FILE: PLUGINS}, opts=child)
+        k8s.apps.v1.Deployment(
+            f"{name}-epp",
+            metadata=manifest({**meta, "annotations": picker_annotations()}),
+            spec=manifest(picker_deployment_spec(model.name, ENDPOINT_PICKER_IMAGE)),
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            f"{name}-epp-service",
+            metadata=manifest(meta),
+            spec=manifest(
+                {
+                    "selector": {"app.kubernetes.io/name": picker},
+                    "ports": [
+                        {"name": "grpc", "port": EPP_GRPC_PORT, "targetPort": EPP_GRPC_PORT, "appProtocol": "http2"}
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        network_policy(
+            f"{name}-epp-allow",
+            namespace,
+            picker,
+            {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": picker}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": EPP_GRPC_PORT}]}],
+            },
+            child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-pool",
+            api_version=POOL_API,
+            kind="InferencePool",
+            metadata=self._meta(model, namespace),
+            spec=pool_spec(model.name),
+            opts=child,
+        )
 
     @staticmethod
     def _meta(model: ModelArgs, namespace: pulumi.Input[str]) -> dict[str, Any]:
@@ -243,8 +312,10 @@ def http_route_spec(model: ModelArgs) -> dict[str, Any]:
     gateway = model.endpoint.gateway
     assert gateway is not None  # checked by EndpointArgs
     parent = {"name": gateway.name, **({"namespace": gateway.namespace} if gateway.namespace else {})}
+    pool = {"group": POOL_API.split("/")[0], "kind": "InferencePool", "name": model.name}
+    backend = pool if model.endpoint.inference_pool else {"name": model.name, "port": SERVING_PORT}
     return {
         "parentRefs": [parent],
         "hostnames": [model.endpoint.host],
-        "rules": [{"backendRefs": [{"name": model.name, "port": SERVING_PORT}]}],
+        "rules": [{"backendRefs": [backend]}],
     }

@@ -28,3 +28,6 @@ PYTHON_IMAGE = "python:3.11.14-slim-bookworm"
 # Grafana downloads this dashboard from grafana.com by id when its pod starts (NVIDIA's DCGM exporter dashboard).
 DCGM_DASHBOARD_GNET_ID = 12239
 DCGM_DASHBOARD_REVISION = 2
+
+# The Gateway API Inference Extension's endpoint picker (load-aware routing across a model's replicas).
+ENDPOINT_PICKER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"

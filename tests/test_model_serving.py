@@ -221,3 +221,32 @@ def test_bad_endpoint_input(endpoint: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(raw)
     assert caught.value.errors == [expected]
+
+
+def test_inference_pool_with_its_endpoint_picker(render_config: Render) -> None:
+    raw = stack_config("prod")
+    raw["models"][0]["endpoint"] = {
+        "route": "httproute",
+        "host": "llm.example.com",
+        "gateway": {"name": "inference-gateway"},
+        "inferencePool": True,
+    }
+    rendered = render_config(raw)
+    assert validate_rendered(rendered).errors == []
+    pool = objects(rendered, "InferencePool")["llama-70b"]
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert pool["spec"]["selector"]["matchLabels"] == {SERVING_LABEL: "true", MODEL_LABEL: "llama-70b"}
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    picker = pool["spec"]["endpointPickerRef"]["name"]
+    service = objects(rendered, "Service")[picker]
+    assert service["spec"]["ports"][0]["port"] == pool["spec"]["endpointPickerRef"]["port"]["number"]
+    epp = objects(rendered, "Deployment")[picker]
+    assert arg(container(epp)["args"], "--pool-name") == "llama-70b"
+    role = objects(rendered, "Role")[picker]
+    assert all("*" not in r["verbs"] for r in role["rules"])
+    route = objects(rendered, "HTTPRoute")["llama-70b"]
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "llama-70b"}
+    ]
+    allowed = objects(rendered, "NetworkPolicy")[picker]["spec"]["ingress"]
+    assert allowed == [{"ports": [{"protocol": "TCP", "port": 9002}]}]

@@ -59,9 +59,9 @@ class HpaPolicy:
         if usage and current > 0:
             ratio = sum(usage) / len(usage) / self.target
             if abs(ratio - 1) > self.tolerance:
-                # Pods without metrics (starting) count as 0% on the way up and at the target on the way down.
+                # Pods without metrics (starting) count as 0% on the way up and 100% on the way down.
                 missing = max(0, current - len(usage))
-                filled = usage + [0.0 if ratio > 1 else self.target] * missing
+                filled = usage + [0.0 if ratio > 1 else 1.0] * missing
                 new_ratio = sum(filled) / len(filled) / self.target
                 if (new_ratio - 1) * (ratio - 1) > 0 and abs(new_ratio - 1) > self.tolerance:
                     desired = math.ceil(new_ratio * len(filled))

@@ -36,7 +36,7 @@ class Settings:
     namespace: str  # the autoscaler's own: thresholds ConfigMap and leader Lease
     mode: Mode = "default"
     dry_run: bool = False
-    retention_window: str = "10m"
+    retention_s: int = 600
     stale_after_s: float = 60.0
 
 
@@ -62,6 +62,7 @@ class Controller:
     thresholds: tuple[Thresholds, list[ThresholdOverride]] = (Thresholds(), [])
     _bad_config: str | None = None
     _conditions: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
+    _watched: dict[tuple[str, str], float] = field(default_factory=dict)  # (namespace, model id) -> first seen
 
     def reconcile(self) -> None:
         started = time.perf_counter()
@@ -109,7 +110,7 @@ class Controller:
         pods = self.kube.serving_pods()
         hpas = self.kube.hpa_targets()
         try:
-            return World(deployments, pods, hpas, collect(self.query, self.settings.retention_window, self.clock))
+            return World(deployments, pods, hpas, collect(self.query, f"{self.settings.retention_s}s", self.clock))
         except Exception as error:  # any Prometheus failure: every model holds
             self.telemetry.errors.labels("prometheus").inc()
             return World(deployments, pods, hpas, None, f"Prometheus query failed: {error}")
@@ -203,6 +204,10 @@ class Controller:
             )
         elif samples and spec.model_id not in names_seen:
             # Per-pod metrics still work, but the idle check reads by model name: never scale to zero on it.
+            retention = None
+        # "No requests over the window" needs the window watched: a counter that appeared a minute ago proves nothing.
+        watched_since = self._watched.setdefault((ns, spec.model_id), now)
+        if now - watched_since < self.settings.retention_s:
             retention = None
         age = now - max(seen) if seen else None
         return Observation(tuple(samples), age, retention), problem

@@ -108,9 +108,11 @@ def decide(
     problem = _unusable(variants, status, observation, tuning)
     if problem is not None:
         return Decision(desired, "hold", problem, metrics_available=False), memory
-    if observation.requests_in_retention == 0 and sum(desired.values()) > sum(v.min_replicas for v in variants):
-        idle = {v.name: v.min_replicas for v in variants}
-        return _decision(desired, idle, "no requests over the retention window: down to minimums"), memory
+    busy = any(s.kv > 0 or s.queue > 0 or s.throughput > 0 for s in observation.samples)
+    idle = observation.requests_in_retention == 0 and not busy
+    if idle and sum(desired.values()) > sum(v.min_replicas for v in variants):
+        minimums = {v.name: v.min_replicas for v in variants}
+        return _decision(desired, minimums, "no requests over the retention window: down to minimums"), memory
     if mode == "wva-v1":
         return _seed(variants, thresholds, status, observation), memory
     pending = sum(max(0, desired[n] - status[n].ready) for n in desired if n in status)

@@ -84,6 +84,22 @@ class ThresholdOverride(Thresholds):
     namespace: str = Field(min_length=1)
 
 
+class ReplicaProfile(ApiModel):
+    """The simulator's replica model for one accelerator type, overriding its defaults (measure yours)."""
+
+    t0_ms: float | None = Field(None, gt=0)
+    k_tok_ms: float | None = Field(None, ge=0)
+    k_kv_ms_per_m_tokens: float | None = Field(None, ge=0)
+    kv_capacity_tokens: int | None = Field(None, ge=1)
+    max_num_seqs: int | None = Field(None, ge=1)
+
+
+class SimulatorSettings(ApiModel):
+    """`llm-platform:simulator` in a stack file: read by `python -m autoscaler.sim`, ignored by `pulumi up`."""
+
+    profiles: dict[str, ReplicaProfile] = Field(default_factory=dict)
+
+
 class ScaleTargetRef(ApiModel):
     kind: Literal["Deployment"] = "Deployment"
     name: str = Field(min_length=1)

@@ -13,11 +13,12 @@ from kubernetes_validate.utils import all_versions, major_minor
 from pulumi.runtime.config import CONFIG, get_config, get_config_env
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from autoscaler.api import SimulatorSettings
 from components.args import PATTERN_HINTS, ArgsModel, duplicates, problems
 from components.autoscaler import AutoscalerArgs
 from components.gpu_operator import GpuOperatorArgs
 from components.model_serving import ModelArgs
-from components.model_storage import ModelStorageArgs
+from components.model_storage import ModelStorageArgs, storage_problems
 from components.monitoring import MonitoringArgs
 
 PROJECT = "llm-platform"
@@ -47,10 +48,12 @@ class StackConfig(ArgsModel):
     model_storage: ModelStorageArgs = ModelStorageArgs()
     models: list[ModelArgs] = Field(min_length=1)
     autoscaler: AutoscalerArgs = AutoscalerArgs()
+    simulator: SimulatorSettings = SimulatorSettings()
 
     @model_validator(mode="after")
     def _parts_agree(self) -> "StackConfig":
         found = duplicates([m.name for m in self.models], "models")
+        found += storage_problems(self.model_storage, self.models)
         found += self._clashing_deployments()
         if self.autoscaler.enabled and not self.monitoring.enabled and self.autoscaler.prometheus_url is None:
             found.append(("autoscaler.prometheusUrl", "required when monitoring.enabled is false"))

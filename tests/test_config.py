@@ -201,3 +201,11 @@ def test_defaults_keep_the_shipped_stacks_short() -> None:
         "queueSpareTrigger": 3,
     }
     assert prod.model_storage.volume_size == "100Gi"
+
+
+def test_simulator_profiles_are_stack_config_too() -> None:
+    raw = edited("simulator", {"profiles": {"L40S": {"t0Ms": 30, "kvCapacityTokens": 300000}}})
+    assert parse_stack_config(raw).simulator.profiles["L40S"].t0_ms == 30
+    assert errors_of(edited("simulator", {"profiles": {"L40S": {"t0": 30}}})) == [
+        "simulator.profiles.L40S.t0: unknown key; did you mean 't0Ms'?"
+    ]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import yaml
 
-from autoscaler.api import Thresholds, spec_from_stack_model
+from autoscaler.api import SimulatorSettings, Thresholds, spec_from_stack_model
 from autoscaler.engine import VariantSpec
 from autoscaler.priors import variant_spec
 from autoscaler.sim.profiles import Profile, profile_for
@@ -54,7 +54,8 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
     spec = spec_from_stack_model(model)
     nested = (config.get("llm-platform:autoscaler") or {}).get("thresholds")
     thresholds = Thresholds.model_validate(config.get("llm-platform:autoscaler.thresholds") or nested or {})
-    overrides = (config.get("llm-platform:simulator") or {}).get("profiles", {})
+    settings = SimulatorSettings.model_validate(config.get("llm-platform:simulator") or {})
+    overrides = {k: p.model_dump(by_alias=True, exclude_none=True) for k, p in settings.profiles.items()}
     variants = []
     for v in spec.variants:
         engine = variant_spec(v)

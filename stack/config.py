@@ -6,7 +6,7 @@ Every part is validated before any resource is declared; every error names its k
 import difflib
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import pulumi
 from kubernetes_validate.utils import all_versions, major_minor
@@ -156,11 +156,14 @@ def _join(path: str, relative: str) -> str:
 def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed beside an unknown one, found by walking the models along its path."""
     model: type[BaseModel] | None = StackConfig
+    in_mapping = False  # the next part is a key of a user mapping (e.g. an accelerator type), not a field
     for part in loc[:-1]:
-        if isinstance(part, int) or model is None:
+        if isinstance(part, int) or model is None or in_mapping:
+            in_mapping = False
             continue
         field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
         model = _model_in(field.annotation) if field else None
+        in_mapping = field is not None and get_origin(field.annotation) is dict
     return [f.alias or n for n, f in model.model_fields.items()] if model else []
 
 

@@ -76,6 +76,11 @@ def test_helm_releases_are_pinned_with_fixed_names(stacks: list[Rendered]) -> No
             assert release.inputs["repositoryOpts"] == {"repo": chart.repo}
 
 
+# Values of charts that a pinned chart bundles, whose defaults are not in the reference file of the parent:
+# kube-prometheus-stack passes `grafana.*` to the Grafana chart (dashboard providers and dashboards by id).
+SUBCHART_PATHS = {"kube-prometheus-stack": {"grafana.dashboardProviders", "grafana.dashboards"}}
+
+
 def missing_value_paths(values: Any, defaults: Any, path: str = "") -> list[str]:
     """Paths we set that the chart does not define. An empty map or a list in the defaults is free-form."""
     if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
@@ -97,7 +102,8 @@ def test_every_helm_value_path_exists_in_the_pinned_chart(stacks: list[Rendered]
     for rendered in stacks:
         for release in releases(rendered):
             defaults = yaml.safe_load((charts / release.inputs["chart"] / "values.yaml").read_text())
-            assert missing_value_paths(release.inputs["values"], defaults) == [], release.urn
+            missing = missing_value_paths(release.inputs["values"], defaults)
+            assert set(missing) <= SUBCHART_PATHS.get(release.inputs["chart"], set()), release.urn
             checked += 1
     assert checked >= 2
 

@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,30 +108,32 @@ class RunningPrometheus:
         raise AssertionError(f"{promql} did not return {count} series in {timeout_s}s")
 
 
-def scrape_config(targets: list[SimulatedVllm]) -> dict[str, Any]:
-    """What the serving PodMonitor produces: one job, target labels namespace and pod."""
+def static_job(targets: list[SimulatedVllm]) -> dict[str, Any]:
+    """What the serving PodMonitor produces, in short: one job, target labels namespace and pod."""
     return {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "model-servers",
-                "static_configs": [
-                    {"targets": [f"127.0.0.1:{t.port}"], "labels": {"namespace": t.namespace, "pod": t.pod}}
-                    for t in targets
-                ],
-            }
+        "job_name": "model-servers",
+        "static_configs": [
+            {"targets": [f"127.0.0.1:{t.port}"], "labels": {"namespace": t.namespace, "pod": t.pod}} for t in targets
         ],
     }
 
 
-@contextmanager
 def prometheus(
     targets: list[SimulatedVllm], workdir: Path, rule_files: list[Path] | None = None
+) -> AbstractContextManager[RunningPrometheus]:
+    return run_prometheus([static_job(targets)], rule_files or [], workdir)
+
+
+@contextmanager
+def run_prometheus(
+    jobs: list[dict[str, Any]], rule_files: Sequence[Path], workdir: Path, start_timeout_s: float = 20.0
 ) -> Iterator[RunningPrometheus]:
-    config = scrape_config(targets)
-    if rule_files:
-        config["rule_files"] = [str(p) for p in rule_files]
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": jobs,
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     process = subprocess.Popen(
         [
@@ -141,18 +143,19 @@ def prometheus(
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(workdir / "prometheus.log").open("wb"),
     )
     running = RunningPrometheus(f"http://127.0.0.1:{port}", process)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + start_timeout_s
         while True:
             try:
                 with urllib.request.urlopen(f"{running.url}/-/ready", timeout=1):
                     break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError("Prometheus did not start") from None
+                    log = (workdir / "prometheus.log").read_text()[-2000:]
+                    raise AssertionError(f"Prometheus did not start:\n{log}") from None
                 time.sleep(0.2)
         yield running
     finally:

@@ -12,28 +12,16 @@ Reusable by any test that needs real PromQL over the platform's series:
 """
 
 import re
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from prometheus_client import Counter, Histogram
 
 from autoscaler.api import AUTOSCALER_APP, AUTOSCALER_METRICS_PORT_NAME, SERVING_PORT_NAME
 from autoscaler.telemetry import Telemetry
 from components.scraping import APP_NAME_LABEL, pod_label_meta
-from tests.integration.prometheus import (
-    PROMETHEUS,
-    RunningPrometheus,
-    SimulatedVllm,
-    _exposition_server,
-    free_port,
-)
+from tests.integration.prometheus import SimulatedVllm, _exposition_server
 
 E2E_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
 CONTAINER = "server"
@@ -146,45 +134,3 @@ def pod_monitor_job(monitor: dict[str, Any], monitor_namespace: str, pods: Seque
         "static_configs": [{"targets": [f"127.0.0.1:{p.port}"], "labels": discovered_labels(p)} for p in in_scope],
         "relabel_configs": operator + [_relabeling(r) for r in endpoint.get("relabelings", [])],
     }
-
-
-@contextmanager
-def run_prometheus(
-    jobs: list[dict[str, Any]], rule_files: Sequence[Path], workdir: Path, start_timeout_s: float = 20.0
-) -> Iterator[RunningPrometheus]:
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": jobs,
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "prometheus.log").open("wb"),
-    )
-    running = RunningPrometheus(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{running.url}/-/ready", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    log = (workdir / "prometheus.log").read_text()[-2000:]
-                    raise AssertionError(f"Prometheus did not start:\n{log}") from None
-                time.sleep(0.2)
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()

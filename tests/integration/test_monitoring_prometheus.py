@@ -18,13 +18,8 @@ from components import dashboards, rules
 from components.model_serving import ModelArgs
 from components.monitoring import MonitoringArgs, alert_settings
 from components.scraping import pod_monitors
-from tests.integration.prometheus import PROMETHEUS, RunningPrometheus
-from tests.integration.prometheus_fixture import (
-    SimulatedAutoscaler,
-    SimulatedVllmServer,
-    pod_monitor_job,
-    run_prometheus,
-)
+from tests.integration.prometheus import PROMETHEUS, RunningPrometheus, run_prometheus
+from tests.integration.prometheus_fixture import SimulatedAutoscaler, SimulatedVllmServer, pod_monitor_job
 
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian package prometheus not installed")
 

@@ -31,3 +31,13 @@ DCGM_DASHBOARD_REVISION = 2
 
 # The Gateway API Inference Extension's endpoint picker (load-aware routing across a model's replicas).
 ENDPOINT_PICKER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/epp:v1.5.0"
+
+# Model storage: the JuiceFS CSI driver and SeaweedFS (S3) charts, and the images the storage component runs.
+JUICEFS_CSI = HelmChart("https://juicedata.github.io/charts/", "juicefs-csi-driver", "0.32.4", "juicefs-csi-driver")
+SEAWEEDFS = HelmChart("https://seaweedfs.github.io/seaweedfs/helm", "seaweedfs", "4.44.0", "seaweedfs")
+SEAWEEDFS_TAG = "4.44"  # chrislusf/seaweedfs, the chart's own image
+VALKEY_IMAGE = "valkey/valkey:9.1.1"
+# Community edition mount image: the CSI mount pods and the format Job run the same juicefs.
+JUICEFS_MOUNT_IMAGE = "juicedata/mount:ce-v1.3.3"
+# MinIO community edition is archived; this frozen tag on quay.io is the last one. Only on request.
+MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"

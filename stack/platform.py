@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 from components.autoscaler import Autoscaler
 from components.gpu_operator import GpuOperator
 from components.model_serving import ModelNamespace, ModelServing
+from components.model_storage import ModelStorage
 from components.monitoring import Monitoring, MonitoringArgs, prometheus_url
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
@@ -75,6 +76,17 @@ class Platform:
         self.model_namespaces = {
             ns: ModelNamespace(f"models-{ns}", ns, on_cluster) for ns in sorted({m.namespace for m in config.models})
         }
+        self.model_storage = (
+            ModelStorage(
+                "model-storage",
+                config.model_storage,
+                config.models,
+                {ns: m.name for ns, m in self.model_namespaces.items()},
+                on_cluster,
+            )
+            if config.model_storage.enabled
+            else None
+        )
         self.model_servers = [
             ModelServing(
                 f"model-{m.name}",

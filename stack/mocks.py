@@ -80,13 +80,19 @@ class _RecordingMonitor(MockMonitor):
         return response
 
 
-def run_program(raw_config: dict[str, Any], stack: str) -> list[Declared]:
-    """Run `__main__.py` with this config (keys without the project prefix) and return what it declared."""
+def install_mocks(raw_config: dict[str, Any], stack: str) -> _RecordingMonitor:
+    """Point the Pulumi runtime at a recording mock engine, with this config (keys without the project prefix)."""
     monitor = _RecordingMonitor()
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw_config.items()}
     )
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    return monitor
+
+
+def run_program(raw_config: dict[str, Any], stack: str) -> list[Declared]:
+    """Run `__main__.py` with this config and return what it declared."""
+    monitor = install_mocks(raw_config, stack)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> None:

@@ -20,6 +20,7 @@ from components.pins import MINIO_IMAGE, SEAWEEDFS, SEAWEEDFS_TAG, VALKEY_IMAGE
 CLIENT_LABEL = "llm-platform.io/juicefs-client"
 VALKEY_PORT = 6379
 VALKEY_UID = 999  # the valkey user of the official image
+DATA_DIR = "/data"
 AUTH_CONF = "/etc/valkey/auth/auth.conf"  # `requirepass`, from the Secret; valkey.conf includes it
 METADATA_DB = 1  # one database number per JuiceFS volume
 SEAWEEDFS_S3_PORT = 8333
@@ -57,7 +58,7 @@ def valkey_conf(memory_mib: int) -> str:
         [
             f"port {VALKEY_PORT}",
             "bind 0.0.0.0",
-            "dir /data",
+            f"dir {DATA_DIR}",
             "appendonly yes",
             "appendfsync everysec",
             "save 900 1 300 10 60 10000",
@@ -101,7 +102,7 @@ def _server(
                             {
                                 "securityContext": RESTRICTED_CONTAINER,
                                 "ports": [{"name": app, "containerPort": port, "protocol": "TCP"}],
-                                "volumeMounts": [{"name": "data", "mountPath": "/data"}, *container.pop("mounts")],
+                                "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}, *container.pop("mounts")],
                                 **container,
                             }
                         ],

@@ -7,9 +7,10 @@ import pulumi_kubernetes as k8s
 
 from components.autoscaler import Autoscaler
 from components.gpu_operator import GpuOperator
+from components.model_server_pod import WeightsVolume
 from components.model_serving import ModelNamespace, ModelServing
-from components.model_storage import ModelStorage
-from components.monitoring import Monitoring, MonitoringArgs, prometheus_url
+from components.model_storage import MODELS_CLAIM, ModelStorage, weights_path
+from components.monitoring import Monitoring, prometheus_url
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
 
@@ -41,11 +42,6 @@ def variant_costs(config: StackConfig) -> list[VariantCost]:
         for m in config.models
         for v in m.variants
     ]
-
-
-def monitoring_prometheus_url(monitoring: MonitoringArgs) -> str:
-    """The in-cluster address of the monitoring stack's Prometheus (kube-prometheus-stack names its Service so)."""
-    return prometheus_url(monitoring.namespace)
 
 
 class Platform:
@@ -87,14 +83,19 @@ class Platform:
             if config.model_storage.enabled
             else None
         )
+        # Model servers mount the weights claim once it exists; without storage they fetch weights by model id.
+        after_storage = pulumi.ResourceOptions.merge(
+            on_cluster,
+            pulumi.ResourceOptions(depends_on=self.model_storage.serving_dependencies if self.model_storage else []),
+        )
         self.model_servers = [
             ModelServing(
                 f"model-{m.name}",
                 m,
                 self.model_namespaces[m.namespace].name,
-                None,
+                WeightsVolume(MODELS_CLAIM, weights_path(m.model_id)) if self.model_storage else None,
                 autoscaled=config.autoscaler.enabled,
-                opts=on_cluster,
+                opts=after_storage,
             )
             for m in config.models
         ]
@@ -103,7 +104,7 @@ class Platform:
                 "autoscaler",
                 config.autoscaler,
                 config.models,
-                str(config.autoscaler.prometheus_url or monitoring_prometheus_url(config.monitoring)),
+                str(config.autoscaler.prometheus_url or prometheus_url(config.monitoring.namespace)),
                 config.monitoring.namespace if config.monitoring.enabled else None,
                 on_cluster,
             )

@@ -6,6 +6,7 @@ import pytest
 
 from autoscaler.accelerators import ACCELERATORS
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, VARIANT_LABEL
+from components.model_storage import MODELS_CLAIM, weights_path
 from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
 from stack.config import ConfigError, parse_stack_config
 from stack.render import Rendered, validate_rendered
@@ -74,7 +75,14 @@ def test_prod_gpu_variants(rendered_stacks: dict[str, Rendered]) -> None:
             server["securityContext"]["readOnlyRootFilesystem"]
             and not server["securityContext"]["allowPrivilegeEscalation"]
         )
-        assert {e["name"]: e["value"] for e in server["env"]}["HF_HOME"].startswith("/tmp/")
+        env = {e["name"]: e["value"] for e in server["env"]}
+        assert env["HF_HOME"].startswith("/tmp/") and env["HF_HUB_OFFLINE"] == "1"
+        # Weights come read-only from the shared JuiceFS claim, at the model's own path.
+        assert {"name": "weights", "persistentVolumeClaim": {"claimName": MODELS_CLAIM, "readOnly": True}} in pod[
+            "volumes"
+        ]
+        assert {"name": "weights", "mountPath": "/models", "readOnly": True} in server["volumeMounts"]
+        assert server["args"][0] == f"/models/{weights_path(rendered.config.models[0].model_id)}"
 
 
 def test_dev_runs_simulators_without_gpus(rendered_stacks: dict[str, Rendered]) -> None:

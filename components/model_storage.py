@@ -83,7 +83,7 @@ class ObjectStoreArgs(ArgsModel):
             found.append(("endpoint", "required when kind is external, and only then"))
         for key, value in (("accessKey", self.access_key), ("secretKey", self.secret_key)):
             if external and value is None:
-                found.append((key, "required when kind is external (pulumi config set --secret --path ...)"))
+                found.append((key, "required when kind is external (set it as a Pulumi secret)"))
             if not external and value is not None:
                 found.append((key, "only for kind external: in-cluster keys are generated"))
         if found:

@@ -69,7 +69,9 @@ class Observation:
 @dataclass(frozen=True)
 class Tuning:
     tpot_slo_s: float = 0.1  # the model's inter-token latency objective
-    itl_margin: float = 0.8  # plan replicas to run at this fraction of the objective
+    itl_margin: float = 0.8  # plan replicas to run at most at this fraction of the objective (mean ITL)
+    tpot_quantile_z: float = 2.33  # plan the per-request TPOT at this many standard deviations (2.33: p99)
+    tpot_window_s: float = 20.0  # a request's decode time: the window its TPOT averages the replica's load over
     headroom: float = 0.1  # extra capacity over the measured demand
     backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
     scale_down_window_s: float = 300.0
@@ -187,14 +189,12 @@ def _planned(
     tuning: Tuning,
 ) -> tuple[Decision, Memory]:
     full = _learn(variants, obs, memory, tuning)
-    itl_target = tuning.tpot_slo_s * tuning.itl_margin
-    capacity = {v.name: full[v.name] * _utilization_at(v.decode_step_s, itl_target) for v in variants}
+    capacity = {v.name: full[v.name] * _planned_utilization(v.decode_step_s, full[v.name], tuning) for v in variants}
     served = sum(s.throughput for s in obs.samples)
     backlog = sum(s.queue for s in obs.samples) / tuning.backlog_drain_s
     demand = (served + backlog) * (1 + tuning.headroom)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
-    mix = cheapest_mix(options, demand)
-    plan = dict(mix.counts)
+    plan = _incremental_plan(variants, desired, capacity, demand)
     if sum(plan.values()) == 0 and obs.requests_in_retention != 0:
         best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
         plan[best.name] = 1
@@ -226,6 +226,43 @@ def _planned(
     if targets != plan:
         reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
     return _decision(desired, targets, reason), replace(memory, full_capacity=full, plans=plans)
+
+
+def _incremental_plan(
+    variants: Sequence[VariantSpec], desired: Mapping[str, int], capacity: Mapping[str, float], demand: float
+) -> dict[str, int]:
+    """The cheapest change of the current replicas that covers the demand: add replicas (cheapest additions) when
+    short, remove replicas (the worst value first) when over; never both in one step.
+
+    Re-planning the whole mix from scratch swaps variants back and forth as the demand moves across the integer
+    break-points of the mix (start three of one, drain two of another, then the reverse), paying a cold start and a
+    drain each time. Adding only the best additions and removing only the worst-value replicas moves the mix towards
+    the best value over a ramp without any swap.
+    """
+    kept = {v.name: min(v.max_replicas, max(v.min_replicas, desired.get(v.name, 0))) for v in variants}
+    supply = sum(kept[v.name] * capacity[v.name] for v in variants)
+    if supply < demand:
+        grow = [Option(v.name, v.cost, capacity[v.name], kept[v.name], v.max_replicas) for v in variants]
+        return dict(cheapest_mix(grow, demand).counts)
+    shrink = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, kept[v.name]) for v in variants]
+    return dict(cheapest_mix(shrink, demand).counts)
+
+
+def _planned_utilization(decode_step_s: float, full_rps: float, tuning: Tuning) -> float:
+    """The utilization to plan a replica at so that the z-quantile of a request's TPOT meets the objective.
+
+    A request's TPOT is its replica's ITL averaged over the request's decode time W. The requests it shares the
+    replica with in that window arrive as a Poisson stream, n = rho * full * W of them, so at the quantile the
+    utilization is rho * (1 + z / sqrt(n)); ITL = step / (1 - utilization) must stay within the objective. Solve
+    rho + z * sqrt(rho / (full * W)) = u_slo, a quadratic in sqrt(rho). A replica that serves more requests
+    averages over more of them and needs less headroom (an H100 replica less than an L40S one). The mean ITL also
+    stays within `itl_margin` of the objective.
+    """
+    u_slo = _utilization_at(decode_step_s, tuning.tpot_slo_s)
+    a = tuning.tpot_quantile_z / math.sqrt(max(1e-9, full_rps * tuning.tpot_window_s))
+    root = (-a + math.sqrt(a * a + 4 * u_slo)) / 2
+    mean_cap = _utilization_at(decode_step_s, tuning.tpot_slo_s * tuning.itl_margin)
+    return max(0.05, min(mean_cap, root * root))
 
 
 def _utilization_at(decode_step_s: float, itl_s: float) -> float:

@@ -240,3 +240,43 @@ def test_a_fresh_engine_waits_a_window_before_scaling_down() -> None:
         assert decision.targets == counts, cycle
     decision, memory = decide("default", SEED, T, steady(counts), world(SEED, counts, 1.0), memory, 330.0)
     assert sum(decision.targets.values()) < 6
+
+
+# A mix that covers the load changes by additions or by removals, never by swapping variants (which pays a cold
+# start and a drain each time the demand crosses an integer break-point of the mix).
+NO_SWAP_CASES = [
+    (SEED, {"l40s": 3, "a100": 1, "h100": 1}, [6.0, 9.0, 7.5, 12.0, 8.0, 10.5, 6.5]),
+    (AWS, {"l40s": 2, "a100": 2, "h100": 1}, [6.0, 9.0, 7.5, 12.0, 8.0, 10.5, 6.5]),
+    (AWS, {"l40s": 1, "a100": 0, "h100": 2}, [3.0, 14.0, 5.0, 18.0, 9.0]),
+]
+
+
+def test_default_never_swaps_variants_in_one_step() -> None:
+    for specs, start, demands in NO_SWAP_CASES:
+        counts, memory, cycle = dict(start), Memory(), 0
+        for demand in demands:
+            for _ in range(12):
+                decision, memory = decide(
+                    "default", specs, T, steady(counts), world(specs, counts, demand), memory, cycle * 30.0
+                )
+                assert decision.action != "rebalance", (start, demand, counts, decision)
+                counts, cycle = decision.targets, cycle + 1
+
+
+# The plan keeps the quantile of a request's TPOT within the objective: the Poisson load a request shares its
+# replica with varies less on a replica that serves more requests, so a big replica runs at a higher utilization.
+QUANTILE_CASES = [  # (small replica's capacity, big replica's capacity, demand)
+    (1.7, 7.1, 60.0),
+    (2.5, 10.0, 100.0),
+]
+
+
+def test_default_plans_bigger_replicas_at_higher_utilization() -> None:
+    for small, big, demand in QUANTILE_CASES:
+        utilization = []
+        for capacity in (small, big):
+            specs = [VariantSpec("v", 1.0, 0, 200, 0.02, capacity)]
+            counts = run(specs, demand, {"v": 1}, 6)[-1]
+            full = capacity / (1 - 0.02 / 0.1)
+            utilization.append(demand / (counts["v"] * full))
+        assert utilization[0] < utilization[1] < 0.8, (small, big, utilization)

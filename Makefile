@@ -23,7 +23,13 @@ plan: $(VENV)/.installed
 preview: $(VENV)/.installed
 	pulumi preview --stack $(STACK) --diff
 
-test: $(VENV)/.installed
+# checkov pins packaging<24, which pulumi cannot share: it gets a virtualenv of its own.
+.venv-checkov/.installed:
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+	touch $@
+
+test: $(VENV)/.installed .venv-checkov/.installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

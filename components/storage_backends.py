@@ -12,14 +12,23 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.kube import RESTRICTED_CONTAINER, helm_release, labels, manifest, network_policy, restricted_pod
+from components.kube import (
+    PINNED_BY_TAG,
+    RESTRICTED_CONTAINER,
+    checkov_skips,
+    helm_release,
+    labels,
+    manifest,
+    network_policy,
+    restricted_pod,
+)
 from components.pins import MINIO_IMAGE, SEAWEEDFS, SEAWEEDFS_TAG, VALKEY_IMAGE
 
 # Pods allowed to reach the metadata engine and the object store carry this label: the CSI driver's pods and the
 # mount pods it starts (labelled through the chart values), and the format Job.
 CLIENT_LABEL = "llm-platform.io/juicefs-client"
 VALKEY_PORT = 6379
-VALKEY_UID = 999  # the valkey user of the official image
+VALKEY_UID = 10999  # a high UID of our own: the image runs as any user, and fsGroup opens the data volume to it
 DATA_DIR = "/data"
 AUTH_CONF = "/etc/valkey/auth/auth.conf"  # `requirepass`, from the Secret; valkey.conf includes it
 METADATA_DB = 1  # one database number per JuiceFS volume
@@ -87,7 +96,7 @@ def _server(
     meta = {"name": app, "namespace": namespace, "labels": labels("model-storage", selector)}
     workload = k8s.apps.v1.StatefulSet(
         f"{name}-statefulset",
-        metadata=manifest(meta),
+        metadata=manifest({**meta, "annotations": checkov_skips(PINNED_BY_TAG)}),
         spec=manifest(
             {
                 "serviceName": app,
@@ -164,13 +173,13 @@ def valkey(
         string_data=secret_value.apply(lambda p: {"password": p, "auth.conf": f"requirepass {p}\n"}),
         opts=opts,
     )
-    ping = 'valkey-cli --no-auth-warning -a "$VALKEY_PASSWORD" ping | grep -q PONG'
+    ping = 'valkey-cli --no-auth-warning -a "$(cat /etc/valkey/auth/password)" ping | grep -q PONG'
     memory = f"{memory_mib}Mi"
     container = {
         "name": "valkey",
         "image": VALKEY_IMAGE,
         "command": ["valkey-server", "/etc/valkey/valkey.conf"],
-        "env": [{"name": "VALKEY_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "valkey-auth", "key": "password"}}}],
+        "imagePullPolicy": "Always",
         "resources": {"requests": {"cpu": "100m", "memory": memory}, "limits": {"cpu": "2", "memory": memory}},
         "readinessProbe": {"exec": {"command": ["sh", "-c", ping]}, "periodSeconds": 10, "timeoutSeconds": 5},
         "livenessProbe": {"tcpSocket": {"port": VALKEY_PORT}, "periodSeconds": 20, "failureThreshold": 6},
@@ -185,7 +194,10 @@ def valkey(
             {"name": "config", "configMap": {"name": "valkey"}},
             {
                 "name": "auth",
-                "secret": {"secretName": "valkey-auth", "items": [{"key": "auth.conf", "path": "auth.conf"}]},
+                "secret": {
+                    "secretName": "valkey-auth",
+                    "items": [{"key": "auth.conf", "path": "auth.conf"}, {"key": "password", "path": "password"}],
+                },
             },
         ],
     }

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 from pydantic import AnyHttpUrl, Field, SecretStr
 
 from components.args import GPU_TOLERATION, ArgsModel, DnsLabel
-from components.kube import RESTRICTED_CONTAINER, labels, manifest, restricted_pod
+from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, manifest, restricted_pod
 from components.pins import PYTHON_IMAGE
 
 if TYPE_CHECKING:
@@ -65,12 +65,13 @@ def pod_spec(
     init: list[dict[str, Any]], container: dict[str, Any], volumes: list[dict[str, Any]], restart: str
 ) -> dict[str, Any]:
     """Pod Security `restricted`; a claim on JuiceFS is never chowned recursively (it holds hundreds of GB)."""
+    small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
     return {
         "restartPolicy": restart,
         "automountServiceAccountToken": False,
         "securityContext": {**restricted_pod(LOADER_UID), "fsGroupChangePolicy": "OnRootMismatch"},
-        "initContainers": init,
-        "containers": [{"securityContext": RESTRICTED_CONTAINER, **container}],
+        "initContainers": [{"resources": small, "imagePullPolicy": "Always", **c} for c in init],
+        "containers": [{"securityContext": RESTRICTED_CONTAINER, "imagePullPolicy": "Always", **container}],
         "volumes": volumes,
     }
 
@@ -87,6 +88,7 @@ def job(
     opts: pulumi.ResourceOptions,
 ) -> k8s.batch.v1.Job:
     """A Job that retries a few times and is kept after it ends, so that its log stays readable."""
+    annotations = {**annotations, **checkov_skips(PINNED_BY_TAG)}
     meta = {"name": name, "namespace": namespace, "labels": labels("model-storage"), "annotations": annotations}
     return k8s.batch.v1.Job(
         resource_name,

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from components import dashboards
 from components.args import ArgsModel, DnsLabel, Duration, Quantity
-from components.kube import helm_release, labels, manifest, namespace
+from components.kube import helm_release, labels, manifest, namespace, namespace_selector, network_policy
 from components.model_serving import ModelArgs
 from components.pins import DCGM_DASHBOARD_GNET_ID, DCGM_DASHBOARD_REVISION, KUBE_PROMETHEUS_STACK
 from components.rules import AlertSettings, rule_groups
@@ -21,6 +21,7 @@ PROMETHEUS_SERVICE = f"{KUBE_PROMETHEUS_STACK.release}-prometheus"
 PROMETHEUS_PORT = 9090
 GRAFANA_SERVICE = f"{KUBE_PROMETHEUS_STACK.release}-grafana"
 GRAFANA_PORT = 80
+GRAFANA_CONTAINER_PORT = 3000
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 # The chart's default `grafana.sidecar.dashboards.label`/`labelValue`, set explicitly so both sides agree.
 DASHBOARD_LABEL = "grafana_dashboard"
@@ -43,6 +44,17 @@ class MonitoringArgs(ArgsModel):
     kv_cache_alert_threshold: float = Field(0.9, gt=0, le=1)
     # Where the alerts' runbook links point; each alert appends its own anchor.
     runbook_url: str = Field("README.md", min_length=1)
+
+
+def ingress_spec(query_namespaces: Sequence[str]) -> dict[str, Any]:
+    """Inside the stack anything goes; from outside: Prometheus for the namespaces that query it, Grafana for
+    people, and the operator's admission webhook for the API server. (node-exporter uses the host network.)"""
+    rules: list[dict[str, Any]] = [{"from": [{"podSelector": {}}]}]
+    if query_namespaces:
+        ports = [{"protocol": "TCP", "port": PROMETHEUS_PORT}]
+        rules.append({"from": [namespace_selector(n) for n in query_namespaces], "ports": ports})
+    rules.append({"ports": [{"protocol": "TCP", "port": GRAFANA_CONTAINER_PORT}, {"protocol": "TCP", "port": 10250}]})
+    return {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": rules}
 
 
 def prometheus_url(namespace_name: str) -> str:
@@ -131,12 +143,17 @@ class Monitoring(pulumi.ComponentResource):
         name: str,
         args: MonitoringArgs,
         models: Sequence[ModelArgs],
+        query_namespaces: Sequence[str] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llm-platform:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = namespace(f"{name}-namespace", args.namespace, "monitoring", "privileged", child)
         ns = self.namespace.metadata.name
+        network_policy(
+            f"{name}-deny-ingress", ns, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}, child
+        )
+        network_policy(f"{name}-allow", ns, "allow-monitoring-flows", ingress_spec(query_namespaces), child)
         before_release: list[pulumi.Resource] = []
         self.grafana_admin_password: pulumi.Output[str] | None = None
         if args.grafana:

@@ -56,7 +56,13 @@ class Platform:
         monitor_labels = {"release": KUBE_PROMETHEUS_STACK.release} if config.monitoring.enabled else None
         # First: its release installs the monitoring CRDs that the GPU Operator's ServiceMonitor needs.
         self.monitoring = (
-            Monitoring("monitoring", config.monitoring, config.models, on_cluster)
+            Monitoring(
+                "monitoring",
+                config.monitoring,
+                config.models,
+                [config.autoscaler.namespace] if config.autoscaler.enabled else [],
+                on_cluster,
+            )
             if config.monitoring.enabled
             else None
         )

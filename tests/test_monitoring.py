@@ -137,5 +137,18 @@ def test_without_grafana_no_password_and_no_dashboards(render_config: Render) ->
     raw["monitoring"] = {"grafana": False}
     rendered = render_config(raw)
     assert values_of(rendered)["grafana"] == {"enabled": False}
-    assert {kind for kind, _ in docs(rendered)} == {"Namespace", "Release"}
+    assert {kind for kind, _ in docs(rendered)} == {"Namespace", "NetworkPolicy", "Release"}
     assert not [d for d in rendered.declared if d.name.startswith("monitoring-grafana")]
+
+
+def test_monitoring_namespace_admits_only_the_needed_flows(rendered_stacks: dict[str, Any]) -> None:
+    found = [d for group in rendered_stacks["prod"].documents.values() for d in group if d["kind"] == "NetworkPolicy"]
+    policies = {d["metadata"]["name"]: d["spec"] for d in found if d["metadata"]["namespace"] == "monitoring"}
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    rules = policies["allow-monitoring-flows"]["ingress"]
+    assert {"from": [{"podSelector": {}}]} in rules
+    assert {
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "wva-system"}}}],
+        "ports": [{"protocol": "TCP", "port": 9090}],
+    } in rules
+    assert all("from" in r or {p["port"] for p in r["ports"]} == {3000, 10250} for r in rules)

@@ -75,6 +75,8 @@ class Tuning:
     headroom: float = 0.1  # extra capacity over the measured demand
     backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
     scale_down_window_s: float = 300.0
+    cold_start_s: float = 240.0  # a new replica serves this long after it is requested: the forecast horizon
+    trend_window_s: float = 300.0  # the demand trend is the least-squares slope over this window
     stale_after_s: float = 60.0
     learn_rate: float = 0.3
     min_utilization_to_learn: float = 0.15
@@ -86,6 +88,7 @@ class Memory:
 
     full_capacity: Mapping[str, float] = field(default_factory=dict)
     plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
+    demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
 
 
 @dataclass(frozen=True)
@@ -192,13 +195,17 @@ def _planned(
     capacity = {v.name: full[v.name] * _planned_utilization(v.decode_step_s, full[v.name], tuning) for v in variants}
     served = sum(s.throughput for s in obs.samples)
     backlog = sum(s.queue for s in obs.samples) / tuning.backlog_drain_s
-    demand = (served + backlog) * (1 + tuning.headroom)
+    measured = served + backlog
+    demands = (*(d for d in memory.demands if now - d[0] < tuning.trend_window_s), (now, served))
+    rising = max(0.0, _slope(demands, tuning.trend_window_s)) * tuning.cold_start_s
+    demand = (measured + rising) * (1 + tuning.headroom)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand)
     if sum(plan.values()) == 0 and obs.requests_in_retention != 0:
         best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
         plan[best.name] = 1
-    reason = f"demand {demand:.2f} req/s, plan capacity {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
+    reason = f"demand {demand:.2f} req/s (rising {rising:.2f} over a cold start), plan capacity"
+    reason += f" {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
 
     # Guardrail: the seed's saturation signal, and the latency objective itself; pending replicas are the answer
     # to it already, so they stop it from adding more (no cascade while replicas start).
@@ -225,7 +232,23 @@ def _planned(
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
     if targets != plan:
         reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
-    return _decision(desired, targets, reason), replace(memory, full_capacity=full, plans=plans)
+    return _decision(desired, targets, reason), replace(memory, full_capacity=full, plans=plans, demands=demands)
+
+
+def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:
+    """Least-squares slope of (time, value) points; 0 until they span half the window, and 0 unless significant."""
+    if len(points) < 3 or points[-1][0] - points[0][0] < window_s / 2:
+        return 0.0
+    n = len(points)
+    mt = sum(p[0] for p in points) / n
+    mv = sum(p[1] for p in points) / n
+    var = sum((p[0] - mt) ** 2 for p in points)
+    if var <= 0:
+        return 0.0
+    slope = sum((p[0] - mt) * (p[1] - mv) for p in points) / var
+    # Only a trend that stands out of the noise: slope over two standard errors of its estimate.
+    residual = sum((p[1] - mv - slope * (p[0] - mt)) ** 2 for p in points) / (n - 2)
+    return slope if slope * slope * var > 4 * residual else 0.0
 
 
 def _incremental_plan(

@@ -280,3 +280,22 @@ def test_default_plans_bigger_replicas_at_higher_utilization() -> None:
             full = capacity / (1 - 0.02 / 0.1)
             utilization.append(demand / (counts["v"] * full))
         assert utilization[0] < utilization[1] < 0.8, (small, big, utilization)
+
+
+# A load that has been rising steadily is planned one cold start ahead; a flat one is not. (ramp per 30 s, level)
+TREND_CASES = [(0.2, 6.0), (0.5, 10.0)]
+
+
+def test_default_plans_a_steady_ramp_a_cold_start_ahead() -> None:
+    for ramp, level in TREND_CASES:
+        planned = []
+        for step in (0.0, ramp):
+            counts, memory = {"l40s": 1, "a100": 0, "h100": 0}, Memory()
+            for cycle in range(12):
+                demand = level - step * (11 - cycle)
+                decision, memory = decide(
+                    "default", SEED, T, steady(counts), world(SEED, counts, demand), memory, cycle * 30.0
+                )
+                counts = decision.targets
+            planned.append(sum(counts[v.name] * v.capacity_rps for v in SEED))
+        assert planned[1] > planned[0], (ramp, level, planned)

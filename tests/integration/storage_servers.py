@@ -110,14 +110,24 @@ class SeaweedS3:
         folder.mkdir(exist_ok=True)
         identities = folder / "s3.json"
         identities.write_text(objects["Secret/seaweedfs-s3-config"]["stringData"]["seaweedfs_s3_config"])
-        self.port = free_port()
-        ports = {name: weed_port() for name in ("master", "volume", "filer")}
-        args = ["server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder}", "-filer", "-s3"]
-        args += [f"-master.port={ports['master']}", f"-volume.port={ports['volume']}"]
-        args += [f"-filer.port={ports['filer']}", f"-s3.port={self.port}", f"-s3.config={identities}"]
-        self.log = (folder / "weed.log").open("wb")
-        self.process = subprocess.Popen([str(BIN / "weed"), *args], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(self._answers, "SeaweedFS S3", 60)
+        # Free ports can be taken again before weed binds them (busy machines): one more try on fresh ports.
+        for attempt in range(2):
+            self.port = free_port()
+            ports = {name: weed_port() for name in ("master", "volume", "filer")}
+            args = ["server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder / str(attempt)}", "-filer", "-s3"]
+            args += [f"-master.port={ports['master']}", f"-volume.port={ports['volume']}"]
+            args += [f"-filer.port={ports['filer']}", f"-s3.port={self.port}", f"-s3.config={identities}"]
+            (folder / str(attempt)).mkdir(exist_ok=True)
+            self.log = (folder / f"weed-{attempt}.log").open("wb")
+            self.process = subprocess.Popen([str(BIN / "weed"), *args], stdout=self.log, stderr=subprocess.STDOUT)
+            try:
+                wait_for(self._answers, "SeaweedFS S3", 60)
+                return
+            except TimeoutError:
+                self.stop()
+                if attempt:
+                    tail = (folder / f"weed-{attempt}.log").read_text(errors="replace")[-2000:]
+                    raise TimeoutError(f"SeaweedFS S3 not ready after 60 s twice; log:\n{tail}") from None
 
     def _answers(self) -> bool:
         try:

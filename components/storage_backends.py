@@ -5,6 +5,7 @@ and stay secret Outputs.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,6 +246,23 @@ def seaweedfs_values(config_secret: str, size: str, clients: list[dict[str, Any]
     }
 
 
+def key_secret(
+    resource_name: str,
+    name: str,
+    namespace: pulumi.Input[str],
+    keys: S3Keys,
+    data: Callable[[str, str], dict[str, str]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Secret:
+    """A Secret holding the S3 keys in the form one server reads them (secret, like the keys)."""
+    return k8s.core.v1.Secret(
+        resource_name,
+        metadata=manifest({"name": name, "namespace": namespace, "labels": labels("model-storage")}),
+        string_data=pulumi.Output.all(keys.access_key, keys.secret_key).apply(lambda k: data(k[0], k[1])),
+        opts=opts,
+    )
+
+
 def seaweedfs(
     name: str,
     namespace: pulumi.Input[str],
@@ -254,13 +272,13 @@ def seaweedfs(
     opts: pulumi.ResourceOptions,
 ) -> Backend:
     """The maintained default: SeaweedFS from its own chart, S3 gateway with our keys."""
-    config = k8s.core.v1.Secret(
+    config = key_secret(
         f"{name}-s3-config",
-        metadata=manifest({"name": "seaweedfs-s3-config", "namespace": namespace, "labels": labels("model-storage")}),
-        string_data=pulumi.Output.all(keys.access_key, keys.secret_key).apply(
-            lambda k: {"seaweedfs_s3_config": seaweedfs_identities(k[0], k[1])}
-        ),
-        opts=opts,
+        "seaweedfs-s3-config",
+        namespace,
+        keys,
+        lambda access, secret: {"seaweedfs_s3_config": seaweedfs_identities(access, secret)},
+        opts,
     )
     release = helm_release(
         f"{name}-release",
@@ -282,13 +300,13 @@ def minio(
     opts: pulumi.ResourceOptions,
 ) -> Backend:
     """MinIO on request only: its community edition is archived, this is its last frozen image (no fixes)."""
-    root = k8s.core.v1.Secret(
+    root = key_secret(
         f"{name}-root",
-        metadata=manifest({"name": "minio-root", "namespace": namespace, "labels": labels("model-storage")}),
-        string_data=pulumi.Output.all(keys.access_key, keys.secret_key).apply(
-            lambda k: {"MINIO_ROOT_USER": k[0], "MINIO_ROOT_PASSWORD": k[1]}
-        ),
-        opts=opts,
+        "minio-root",
+        namespace,
+        keys,
+        lambda access, secret: {"MINIO_ROOT_USER": access, "MINIO_ROOT_PASSWORD": secret},
+        opts,
     )
     health = {"port": MINIO_PORT, "path": "/minio/health/ready"}
     container = {

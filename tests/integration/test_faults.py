@@ -20,11 +20,17 @@ def condition(cluster_obj: dict, kind: str) -> dict:  # type: ignore[type-arg]
     return next(c for c in cluster_obj["status"]["conditions"] if c["type"] == kind)
 
 
-def test_prometheus_outage_holds_then_resumes(tmp_path: Path) -> None:
+def saturated_pods() -> list[SimulatedVllm]:
+    """The two L40S replicas of the seed's first test vector: KV {0.75, 0.75}, queue {2, 2} -> one more replica."""
     pods = [SimulatedVllm(NS, f"{VARIANTS[0]}-{i}", MODEL_ID) for i in range(2)]
     for p in pods:
         p.kv.set(0.75)
         p.waiting.set(2)
+    return pods
+
+
+def test_prometheus_outage_holds_then_resumes(tmp_path: Path) -> None:
+    pods = saturated_pods()
     cluster = serving_cluster()
     workdir = tmp_path / "prometheus"
     workdir.mkdir()
@@ -59,10 +65,7 @@ def test_prometheus_outage_holds_then_resumes(tmp_path: Path) -> None:
 
 
 def test_a_pod_killed_during_a_scale_up_is_not_scaled_twice(tmp_path: Path) -> None:
-    pods = [SimulatedVllm(NS, f"{VARIANTS[0]}-{i}", MODEL_ID) for i in range(2)]
-    for p in pods:
-        p.kv.set(0.75)
-        p.waiting.set(2)
+    pods = saturated_pods()
     cluster = serving_cluster()
     try:
         with running(cluster) as api, prometheus(pods, tmp_path) as prom:

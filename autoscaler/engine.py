@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from autoscaler.api import Thresholds
-from autoscaler.planner import Option, cheapest_mix
+from autoscaler.planner import Option, best_value_growth, cheapest_mix
 from autoscaler.saturation import Load, analyze
 
 Mode = Literal["default", "wva-v1"]
@@ -71,7 +71,9 @@ class Tuning:
     tpot_slo_s: float = 0.1  # the model's inter-token latency objective
     itl_margin: float = 0.8  # plan replicas to run at most at this fraction of the objective (mean ITL)
     tpot_quantile_z: float = 2.33  # plan the per-request TPOT at this many standard deviations (2.33: p99)
-    tpot_window_s: float = 20.0  # a request's decode time: the window its TPOT averages the replica's load over
+    tpot_window_s: float = (
+        10.0  # a request's decode time (211 tokens at ~50 ms): the window its TPOT averages load over
+    )
     headroom: float = 0.1  # extra capacity over the measured demand
     backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
     scale_down_window_s: float = 300.0
@@ -254,19 +256,19 @@ def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:
 def _incremental_plan(
     variants: Sequence[VariantSpec], desired: Mapping[str, int], capacity: Mapping[str, float], demand: float
 ) -> dict[str, int]:
-    """The cheapest change of the current replicas that covers the demand: add replicas (cheapest additions) when
-    short, remove replicas (the worst value first) when over; never both in one step.
+    """The change of the current replicas that covers the demand: add replicas of the best value per unit of
+    capacity when short, remove replicas (the worst value first) when over; never both in one step.
 
     Re-planning the whole mix from scratch swaps variants back and forth as the demand moves across the integer
     break-points of the mix (start three of one, drain two of another, then the reverse), paying a cold start and a
-    drain each time. Adding only the best additions and removing only the worst-value replicas moves the mix towards
-    the best value over a ramp without any swap.
+    drain each time. Adding the best value and removing the worst moves the mix towards the best value without any
+    swap; adding whatever covers this cycle's deficit most cheaply would fill a ramp with poor-value replicas.
     """
     kept = {v.name: min(v.max_replicas, max(v.min_replicas, desired.get(v.name, 0))) for v in variants}
     supply = sum(kept[v.name] * capacity[v.name] for v in variants)
     if supply < demand:
         grow = [Option(v.name, v.cost, capacity[v.name], kept[v.name], v.max_replicas) for v in variants]
-        return dict(cheapest_mix(grow, demand).counts)
+        return best_value_growth(grow, demand)
     shrink = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, kept[v.name]) for v in variants]
     return dict(cheapest_mix(shrink, demand).counts)
 

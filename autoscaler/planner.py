@@ -71,3 +71,21 @@ def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
 
     search(0, demand - base_capacity, base_cost)
     return Mix(best, best_cost, sum(best[o.name] * o.capacity for o in ranked), True)
+
+
+def best_value_growth(options: Sequence[Option], demand: float) -> dict[str, int]:
+    """Grow from each option's `low` to cover the demand, adding replicas of the best value per unit of capacity
+    first (then the next best where a variant reaches its maximum).
+
+    Used for scale-ups: the covering mix that is cheapest this hour adds the cheapest replica for a small deficit
+    even when it is poor value, and a ramp made of small deficits then fills up with poor-value replicas.
+    """
+    counts = {o.name: o.low for o in options}
+    residual = demand - EPSILON - sum(o.low * o.capacity for o in options)
+    for o in sorted(options, key=lambda o: (o.cost / o.capacity, o.cost, o.name)):
+        if residual <= 0:
+            break
+        added = min(o.high - o.low, math.ceil(residual / o.capacity))
+        counts[o.name] += added
+        residual -= added * o.capacity
+    return counts

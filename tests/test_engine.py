@@ -159,8 +159,18 @@ def test_default_sizes_a_large_ramp_in_one_step() -> None:
 def test_default_ranks_by_cost_per_capacity() -> None:
     seed = run(SEED, 10.0, {"l40s": 1, "a100": 0, "h100": 0}, 20)[-1]
     aws = run(AWS, 10.0, {"l40s": 1, "a100": 0, "h100": 0}, 20)[-1]
-    assert seed["l40s"] >= 4 and seed["h100"] == 0, seed
-    assert aws["h100"] >= 1 and aws["l40s"] <= 2, aws
+    # Seed prices: L40S is the best value, so it carries most of the load (an H100 only tops up past what fits).
+    assert seed["l40s"] >= 4 and seed["l40s"] * 1.7 > seed["h100"] * 7.1 and seed["a100"] == 0, seed
+    assert aws["h100"] >= 1 and aws["l40s"] <= 1 and aws["a100"] == 0, aws
+
+
+def test_default_grows_by_the_best_value_even_for_a_small_deficit() -> None:
+    """With AWS prices an L40S is the cheapest replica for a small deficit but the worst value; a ramp of small
+    deficits must not fill up with L40S replicas."""
+    history = run(AWS, 4.0, {"l40s": 0, "a100": 0, "h100": 1}, 6)
+    history += run(AWS, 7.0, history[-1], 6)
+    assert all(h["l40s"] == 0 and h["a100"] == 0 for h in history), history
+    assert history[-1]["h100"] == 2
 
 
 def test_default_brings_a_variant_up_from_zero() -> None:
@@ -174,7 +184,7 @@ def test_default_waits_a_window_before_scaling_down() -> None:
     memory = Memory()
     # A busy history, then the load drops: nothing goes down before the window has passed.
     for cycle in range(3):
-        decision, memory = decide("default", SEED, T, steady(counts), world(SEED, counts, 8.0), memory, cycle * 30.0)
+        decision, memory = decide("default", SEED, T, steady(counts), world(SEED, counts, 6.0), memory, cycle * 30.0)
         counts = decision.targets
     busy = dict(counts)
     for cycle in range(3, 12):
@@ -189,7 +199,7 @@ def test_default_waits_a_window_before_scaling_down() -> None:
 def test_pending_replicas_count_as_supply() -> None:
     counts = {"l40s": 5, "a100": 0, "h100": 0}
     pending = {"l40s": 3}
-    obs = world(SEED, {"l40s": 2, "a100": 0, "h100": 0}, 5.0)
+    obs = world(SEED, {"l40s": 2, "a100": 0, "h100": 0}, 4.0)
     decision, _ = decide("default", SEED, T, steady(counts, pending), obs, Memory(), 0)
     assert decision.targets["l40s"] <= 5 and decision.action in ("none", "scale-down")
 

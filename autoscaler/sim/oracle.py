@@ -1,8 +1,9 @@
 """Policies that know the future: `oracle`, the cheapest integer mix for every 30 s of demand, each replica started
 one cold start ahead (the lower bound on cost), and `static-peak`, the best single GPU type sized for the peak.
 
-Both size a replica by the replica model itself: the rate it serves at 60% of the TPOT objective on the trace's
-mean request, so they are what a perfect capacity planner would do with the simulator's own numbers.
+Both size a replica by the simulator's own per-request model (`capacity.py`): the largest steady rate at which a
+replica still serves the attainment target within the SLO, with the workload's request lengths. They are what a
+perfect capacity planner would do with the simulator's own numbers.
 """
 
 import math
@@ -10,20 +11,19 @@ from collections.abc import Mapping
 
 from autoscaler.engine import Observation, VariantStatus
 from autoscaler.planner import Option, cheapest_mix
+from autoscaler.sim import capacity
 from autoscaler.sim.serving import Workload
 from autoscaler.sim.setup import Setup
 
 WINDOW_S = 30.0
-ITL_MARGIN = 0.6
 
 
 def options(setup: Setup, workload: Workload) -> list[Option]:
-    mean_in, mean_out = workload.mean_lengths()
     return [
         Option(
             v.spec.name,
             v.spec.cost,
-            v.profile.rate_at_itl(setup.slo.tpot_s * ITL_MARGIN, mean_in, mean_out),
+            capacity.slo_rate(v.profile, workload.lengths, setup.slo, setup.routing, setup.seed),
             v.spec.min_replicas,
             v.spec.max_replicas,
         )

@@ -14,7 +14,7 @@ import numpy as np
 
 from autoscaler.sim.profiles import Profile
 from autoscaler.sim.serving import Outcome, Replica, Routing, Slo
-from autoscaler.sim.traces import Requests
+from autoscaler.sim.traces import Lengths, Requests
 
 STEP_S = 1.0
 
@@ -29,8 +29,9 @@ class _Running:
 
 
 class RequestReplica:
-    def __init__(self, profile: Profile, trace: Requests, ttft: np.ndarray, tpot: np.ndarray) -> None:
+    def __init__(self, profile: Profile, speed: float, trace: Requests, ttft: np.ndarray, tpot: np.ndarray) -> None:
         self.profile = profile
+        self.speed = speed  # tokens/s this replica serves within the SLO
         self.trace = trace
         self.ttft, self.tpot = ttft, tpot
         self.queue: deque[int] = deque()
@@ -53,8 +54,9 @@ class RequestReplica:
         return not self.queue and not self.running
 
     def outstanding_s(self) -> float:
-        """Work queued on this replica, in seconds of its own prefill speed: what least-work routing compares."""
-        return self.busy_s + self.outstanding_tokens * self.profile.k_tok_s
+        """Work queued on this replica, in seconds at its speed within the SLO: what least-work routing compares, so
+        a pool of different GPUs is loaded in proportion to what each serves within the SLO."""
+        return self.busy_s + self.outstanding_tokens / self.speed
 
     def add(self, index: int) -> None:
         self.queue.append(index)
@@ -126,6 +128,7 @@ class RequestWorkload:
         self.slo = slo
         self.routing = routing
         self.duration_s = trace.duration_s
+        self.mean_in, self.mean_out = float(trace.lengths.input.mean()), float(trace.lengths.output.mean())
         n = len(trace.arrival_s)
         self.ttft = np.full(n, np.nan)
         self.tpot = np.full(n, np.nan)
@@ -133,8 +136,9 @@ class RequestWorkload:
         self.held: deque[int] = deque()
         self.turn = itertools.count()
 
-    def new_replica(self, profile: Profile) -> RequestReplica:
-        return RequestReplica(profile, self.trace, self.ttft, self.tpot)
+    def new_replica(self, profile: Profile, slo_rate: float) -> RequestReplica:
+        speed = slo_rate * (self.mean_in + self.mean_out)
+        return RequestReplica(profile, speed, self.trace, self.ttft, self.tpot)
 
     def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
         live = [r for r in serving if isinstance(r, RequestReplica)]
@@ -177,5 +181,6 @@ class RequestWorkload:
         counts = np.bincount((self.trace.arrival_s // window_s).astype(np.int64), minlength=bins)
         return [float(c) / window_s for c in counts]
 
-    def mean_lengths(self) -> tuple[float, float]:
-        return float(self.trace.lengths.input.mean()), float(self.trace.lengths.output.mean())
+    @property
+    def lengths(self) -> Lengths:
+        return self.trace.lengths

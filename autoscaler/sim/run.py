@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from autoscaler.engine import Observation, VariantStatus
-from autoscaler.sim import policies
+from autoscaler.sim import capacity, policies
 from autoscaler.sim.fluid import FluidWorkload
 from autoscaler.sim.oracle import OraclePolicy, StaticPeakPolicy
 from autoscaler.sim.prometheus import SCRAPE_S, Prometheus
@@ -91,6 +91,10 @@ class Cluster:
         self.setup = setup
         self.workload = workload
         self.variants = {v.spec.name: v for v in setup.variants}
+        self.slo_rates = {
+            v.spec.name: capacity.slo_rate(v.profile, workload.lengths, setup.slo, setup.routing, setup.seed)
+            for v in setup.variants
+        }
         self.pods: list[Pod] = []
         self.serial = 0
         self.targets: dict[str, int] = {}
@@ -173,7 +177,9 @@ class Cluster:
             for _ in range(want - len(live)):
                 self.serial += 1
                 start = now + self.setup.cold_start_s if ready_at is None else ready_at
-                pod = Pod(f"{name}-{self.serial}", name, start, self.workload.new_replica(v.profile))
+                pod = Pod(
+                    f"{name}-{self.serial}", name, start, self.workload.new_replica(v.profile, self.slo_rates[name])
+                )
                 self.pods.append(pod)
             # Remove starting pods first (newest first), then the ready ones with the least work.
             for pod in sorted(live, key=lambda p: (-p.ready_at, p.replica.waiting()))[: max(0, len(live) - want)]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from autoscaler.sim.profiles import Profile
+from autoscaler.sim.traces import Lengths
 
 Routing = Literal["least-work", "round-robin"]
 
@@ -41,7 +42,9 @@ class Workload(Protocol):
     duration_s: float
     step_s: float
 
-    def new_replica(self, profile: Profile) -> Replica: ...
+    def new_replica(self, profile: Profile, slo_rate: float) -> Replica:
+        """A replica; `slo_rate` (requests/s it serves within the SLO) is its weight in least-work routing."""
+        ...
 
     def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
         """Route the arrivals of [t, t + step) to the serving replicas, then advance every live replica."""
@@ -52,4 +55,5 @@ class Workload(Protocol):
         """Arrival rate (requests/s) per window: what a forecaster with perfect foresight knows."""
         ...
 
-    def mean_lengths(self) -> tuple[float, float]: ...
+    @property
+    def lengths(self) -> Lengths: ...

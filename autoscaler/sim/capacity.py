@@ -1,0 +1,111 @@
+"""What a replica of a variant serves within the SLO: the per-request model's attainment at a steady load.
+
+A pool of replicas behind the router is fed Poisson arrivals with the workload's own request lengths at a grid of
+rates, and every request's TTFT and TPOT is measured. Two users:
+
+- the oracle and static-peak size replicas by it (the largest rate that still meets the attainment target), so the
+  lower bound is a mix that serves the SLO, not one sized on the mean request;
+- the aggregate model counts the SLO by it, so a week replayed in aggregate sees the per-request spread (batch-size
+  swings, prefills stalling decodes) that a per-request replay shows.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from autoscaler.sim.histogram import histogram
+from autoscaler.sim.profiles import Profile
+from autoscaler.sim.requests import RequestWorkload
+from autoscaler.sim.serving import Routing, Slo
+from autoscaler.sim.traces import Floats, Lengths, Requests
+
+TARGET = 0.99  # the SLO attainment the benchmark asks for: replicas are sized, and weighted by the router, at it
+POOL = 4  # replicas behind the router in a probe: pooled enough to show routing, small enough to stay cheap
+PROBE_S = 300.0  # arrivals over at least this long, and for at least COUNTED requests after the warm-up
+COUNTED = 3000  # a 99% attainment read from fewer requests is mostly noise
+WARMUP_S = 60.0  # replicas start empty: arrivals before this are not counted
+TAIL_S = 120.0  # after the last arrival; what is unfinished then counts as a miss
+GRID = np.linspace(0.04, 1.0, 25)  # probed rates, as fractions of the replica's batch-bound maximum
+
+
+@dataclass(frozen=True)
+class Curve:
+    rates: Floats  # requests/s a replica receives
+    attainment: Floats  # share of those requests within both objectives (never rising with the rate)
+    tpot: Floats  # per rate: histogram of the requests' TPOT (bins of histogram.BIN_S)
+
+    def at(self, rate: float) -> float:
+        """Attainment at a rate, linear between the (evenly spaced) probed rates; 0 beyond the last."""
+        x = max(0.0, (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0]))
+        k = int(x)
+        if k + 1 >= len(self.rates):
+            return float(self.attainment[-1]) if k + 1 == len(self.rates) and x == k else 0.0
+        a = self.attainment
+        return float(a[k] + (x - k) * (a[k + 1] - a[k]))
+
+    def nearest(self, rate: float) -> int:
+        x = (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0])
+        return min(len(self.rates) - 1, max(0, round(x)))
+
+    def capacity(self, target: float) -> float:
+        """The largest rate a replica takes with attainment >= target (the target capped 1 point below what a
+        lightly loaded replica reaches, for populations whose longest prompts can never meet the TTFT objective)."""
+        goal = min(target, float(self.attainment[0]) - 0.01)
+        above = np.nonzero(self.attainment >= goal)[0]
+        k = int(above[-1]) if len(above) else 0
+        if k + 1 >= len(self.rates):
+            return float(self.rates[k])
+        a0, a1 = float(self.attainment[k]), float(self.attainment[k + 1])
+        share = (a0 - goal) / (a0 - a1) if a0 > a1 else 0.0
+        return float(self.rates[k] + share * (self.rates[k + 1] - self.rates[k]))
+
+
+def slo_rate(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> float:
+    """Requests/s one replica serves at the attainment target: what the oracle sizes by and the router weighs."""
+    return curve(profile, lengths, slo, routing, seed).capacity(TARGET)
+
+
+def max_rate(profile: Profile, mean_in: float, mean_out: float) -> float:
+    """Requests/s of a replica whose batch is full (the smaller of max_num_seqs and what the KV-cache holds)."""
+    context = mean_in + mean_out / 2
+    batch = min(profile.max_num_seqs, profile.kv_capacity / context)
+    return batch / (mean_out * profile.t0_s + batch * profile.work_s(mean_in, mean_out))
+
+
+_cache: dict[tuple[int, Profile, Slo, Routing, int], tuple[Lengths, Curve]] = {}
+
+
+def curve(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> Curve:
+    """The attainment curve of a profile for a length population (computed once per process)."""
+    key = (id(lengths), profile, slo, routing, seed)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is lengths:
+        return hit[1]
+    top = max_rate(profile, float(lengths.input.mean()), float(lengths.output.mean()))
+    rates = GRID * top
+    probes = [_probe(profile, lengths, slo, routing, float(r), seed) for r in rates]
+    attainment = np.minimum.accumulate(np.array([a for a, _ in probes]))
+    result = Curve(rates, attainment, np.array([h for _, h in probes]))
+    _cache[key] = (lengths, result)
+    return result
+
+
+def _probe(
+    profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, rate: float, seed: int
+) -> tuple[float, Floats]:
+    rng = np.random.default_rng(seed)
+    duration = max(PROBE_S, WARMUP_S + COUNTED / (rate * POOL))
+    n = int(rng.poisson(rate * POOL * duration))
+    arrival = np.sort(rng.random(n) * duration)
+    pick = rng.integers(0, len(lengths.input), n)
+    workload = RequestWorkload(Requests(arrival, Lengths(lengths.input[pick], lengths.output[pick])), slo, routing)
+    pool = [workload.new_replica(profile, rate) for _ in range(POOL)]
+    t = 0.0
+    while t < duration + TAIL_S:
+        workload.step(t, list(pool), [])
+        t += workload.step_s
+    counted = arrival >= WARMUP_S
+    done = ~np.isnan(workload.tpot) & counted
+    ok = done & (workload.ttft <= slo.ttft_s) & (workload.tpot <= slo.tpot_s)
+    share = float(ok.sum()) / max(1, int(counted.sum()))
+    return share, histogram(workload.tpot[done])

@@ -199,10 +199,11 @@ def _planned(
     backlog = sum(s.queue for s in obs.samples) / tuning.backlog_drain_s
     measured = served + backlog
     demands = (*(d for d in memory.demands if now - d[0] < tuning.trend_window_s), (now, served))
-    rising = max(0.0, _slope(demands, tuning.trend_window_s)) * tuning.cold_start_s
+    slope = _slope(demands, tuning.trend_window_s)
+    rising = max(0.0, slope) * tuning.cold_start_s
     demand = (measured + rising) * (1 + tuning.headroom)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
-    plan = _incremental_plan(variants, desired, capacity, demand)
+    plan = _incremental_plan(variants, desired, capacity, demand, replace_worst=slope >= 0 and not pending)
     if sum(plan.values()) == 0 and obs.requests_in_retention != 0:
         best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
         plan[best.name] = 1
@@ -254,23 +255,46 @@ def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:
 
 
 def _incremental_plan(
-    variants: Sequence[VariantSpec], desired: Mapping[str, int], capacity: Mapping[str, float], demand: float
+    variants: Sequence[VariantSpec],
+    desired: Mapping[str, int],
+    capacity: Mapping[str, float],
+    demand: float,
+    replace_worst: bool,
 ) -> dict[str, int]:
     """The change of the current replicas that covers the demand: add replicas of the best value per unit of
-    capacity when short, remove replicas (the worst value first) when over; never both in one step.
+    capacity when short; when over, remove replicas (the worst value first) and, with `replace_worst`, start the
+    best-value replicas that would replace one more worst-value replica for less.
 
     Re-planning the whole mix from scratch swaps variants back and forth as the demand moves across the integer
     break-points of the mix (start three of one, drain two of another, then the reverse), paying a cold start and a
-    drain each time. Adding the best value and removing the worst moves the mix towards the best value without any
-    swap; adding whatever covers this cycle's deficit most cheaply would fill a ramp with poor-value replicas.
+    drain each time. Adding only the best value and replacing only the worst moves the mix one way, towards the best
+    value, so it cannot oscillate; adding whatever covers this cycle's deficit most cheaply would fill a ramp with
+    poor-value replicas, and removing only whole surplus replicas keeps them after the ramp (a diurnal trough
+    removes the cheap replicas first, and the next rise adds them back next to the expensive ones). The replaced
+    replica stays until the scale-down window has passed, by when its replacements are ready.
     """
     kept = {v.name: min(v.max_replicas, max(v.min_replicas, desired.get(v.name, 0))) for v in variants}
-    supply = sum(kept[v.name] * capacity[v.name] for v in variants)
-    if supply < demand:
-        grow = [Option(v.name, v.cost, capacity[v.name], kept[v.name], v.max_replicas) for v in variants]
-        return best_value_growth(grow, demand)
+
+    def growth(start: Mapping[str, int]) -> dict[str, int]:
+        return best_value_growth(
+            [Option(v.name, v.cost, capacity[v.name], start[v.name], v.max_replicas) for v in variants], demand
+        )
+
+    def cost(counts: Mapping[str, int]) -> float:
+        return sum(counts[v.name] * v.cost for v in variants)
+
+    if sum(kept[v.name] * capacity[v.name] for v in variants) < demand:
+        return growth(kept)
     shrink = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, kept[v.name]) for v in variants]
-    return dict(cheapest_mix(shrink, demand).counts)
+    plan = dict(cheapest_mix(shrink, demand).counts)
+    removable = [v for v in variants if plan[v.name] > v.min_replicas]
+    if not replace_worst or not removable:
+        return plan
+    worst = max(removable, key=lambda v: (v.cost / capacity[v.name], v.name))
+    replaced = growth({**plan, worst.name: plan[worst.name] - 1})
+    if replaced[worst.name] < plan[worst.name] and cost(replaced) < cost(plan):
+        return {n: max(plan[n], replaced[n]) for n in plan}
+    return plan
 
 
 def _planned_utilization(decode_step_s: float, full_rps: float, tuning: Tuning) -> float:

@@ -173,6 +173,16 @@ def test_default_grows_by_the_best_value_even_for_a_small_deficit() -> None:
     assert history[-1]["h100"] == 2
 
 
+def test_default_replaces_a_poor_value_replica_left_over_from_a_peak() -> None:
+    """Seed prices: an H100 kept from a peak costs $40/h where five L40S ($25/h) serve the load. They start first;
+    the H100 goes only after the scale-down window, and nothing swaps back."""
+    history = run(SEED, 4.0, {"l40s": 2, "a100": 0, "h100": 1}, 20)
+    assert history[0]["l40s"] >= 5 and history[0]["h100"] == 1, history[0]
+    assert history[-1]["h100"] == 0 and 5 <= history[-1]["l40s"] <= 6, history[-1]
+    gone = next(k for k, h in enumerate(history) if h["h100"] == 0)
+    assert gone * 30.0 >= 240 and all(h["h100"] == 0 for h in history[gone:]), history
+
+
 def test_default_brings_a_variant_up_from_zero() -> None:
     specs = [VariantSpec("l40s", 5, 0, 1, 0.028, 1.7), *SEED[1:]]
     history = run(specs, 6.0, {"l40s": 1, "a100": 0, "h100": 0}, 5)

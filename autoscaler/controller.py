@@ -193,7 +193,10 @@ class Controller:
             if m is None or m.kv is None or m.queue is None:
                 continue
             seen.append(m.last_seen or 0.0)
-            samples.append(ReplicaSample(pod.variant, pod.name, m.kv, m.queue, m.throughput or 0.0, m.itl_s))
+            finished, met = m.tpot_within(spec.slo.tpot_seconds) or (None, None)
+            samples.append(
+                ReplicaSample(pod.variant, pod.name, m.kv, m.queue, m.throughput or 0.0, m.itl_s, finished, met)
+            )
         names_seen = world.snapshot.model_names_in(ns)
         retention = world.snapshot.requests_in_retention.get((ns, spec.model_id))
         problem = None

@@ -57,6 +57,10 @@ class ReplicaSample:
     queue: float
     throughput: float  # requests/s completed
     itl_s: float | None  # mean inter-token latency; None when it generated nothing
+    # Requests finished over the feedback window, and those among them whose own TPOT met the objective (vLLM's
+    # per-request TPOT histogram); None when the replica does not export it.
+    tpot_requests: float | None = None
+    tpot_met: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,20 @@ class Tuning:
     stale_after_s: float = 60.0
     learn_rate: float = 0.3
     min_utilization_to_learn: float = 0.15
+    slo_target: float = 0.99  # share of requests whose TPOT must meet the objective
+    feedback_window_s: float = 300.0  # the window the replicas' TPOT counts cover: one correction per window
+    feedback_min_requests: float = 200.0  # fewer finished requests in a window say nothing about a 1% tail
+    feedback_step: float = 0.1  # a correction changes a variant's planned capacity by this fraction
+    feedback_busy: float = 0.85  # raise a capacity only when the variant ran at this share of it or more
+    feedback_max: float = 1.4  # measured TPOT may raise a variant's planned capacity up to this factor
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A variant's measured correction of its planned capacity, and when it last changed."""
+
+    factor: float = 1.0
+    at: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,7 @@ class Memory:
     """What the engine carries between cycles: learned full-load capacity per variant, recent plans."""
 
     full_capacity: Mapping[str, float] = field(default_factory=dict)
+    corrections: Mapping[str, "Correction"] = field(default_factory=dict)  # per variant, from measured TPOT
     plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
     demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
 
@@ -194,7 +213,9 @@ def _planned(
     tuning: Tuning,
 ) -> tuple[Decision, Memory]:
     full = _learn(variants, obs, memory, tuning)
-    capacity = {v.name: full[v.name] * _planned_utilization(v.decode_step_s, full[v.name], tuning) for v in variants}
+    modelled = {v.name: full[v.name] * _planned_utilization(v.decode_step_s, full[v.name], tuning) for v in variants}
+    corrections = _feedback(variants, obs, memory, modelled, now, tuning)
+    capacity = {n: modelled[n] * corrections[n].factor for n in modelled}
     served = sum(s.throughput for s in obs.samples)
     backlog = sum(s.queue for s in obs.samples) / tuning.backlog_drain_s
     measured = served + backlog
@@ -235,7 +256,8 @@ def _planned(
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
     if targets != plan:
         reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
-    return _decision(desired, targets, reason), replace(memory, full_capacity=full, plans=plans, demands=demands)
+    memory = replace(memory, full_capacity=full, plans=plans, demands=demands, corrections=corrections)
+    return _decision(desired, targets, reason), memory
 
 
 def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:
@@ -317,6 +339,41 @@ def _planned_utilization(decode_step_s: float, full_rps: float, tuning: Tuning) 
 def _utilization_at(decode_step_s: float, itl_s: float) -> float:
     """A replica's decode utilization when its inter-token latency is itl_s: ITL = step / (1 - utilization)."""
     return min(0.99, max(0.05, 1 - decode_step_s / itl_s))
+
+
+def _feedback(
+    variants: Sequence[VariantSpec],
+    obs: Observation,
+    memory: Memory,
+    modelled: Mapping[str, float],
+    now: float,
+    tuning: Tuning,
+) -> dict[str, Correction]:
+    """Raise a variant's planned capacity where its requests' measured TPOT shows room, at most once per window.
+
+    The capacity model plans for a per-request spread it predicts from the load; vLLM's per-request TPOT histogram
+    measures the spread. A variant that ran near its planned capacity with fewer than half the allowed misses
+    (1 - target) gets more capacity planned; one that then misses more than allowed within its planned capacity
+    steps back. The model stays the floor: measurement can prove room the model does not see, but misses below
+    the model's capacity come from what more replicas cannot fix (a 40k-token prefill stalls even a light replica),
+    and chasing them bought 75% more replicas for half a point on our mixed-size benchmark. A lightly loaded or
+    overloaded variant proves nothing about its capacity and keeps its factor.
+    """
+    allowed = 1 - tuning.slo_target
+    out: dict[str, Correction] = {}
+    for v in variants:
+        c = out[v.name] = memory.corrections.get(v.name, Correction())
+        mine = [s for s in obs.samples if s.variant == v.name and s.tpot_requests is not None]
+        finished = sum(s.tpot_requests or 0.0 for s in mine)
+        if finished < tuning.feedback_min_requests or now - c.at < tuning.feedback_window_s:
+            continue
+        missed = 1 - sum(s.tpot_met or 0.0 for s in mine) / finished
+        busy = sum(s.throughput for s in mine) / (len(mine) * modelled[v.name] * c.factor)
+        if missed > allowed and busy <= 1.0 and c.factor > 1.0:
+            out[v.name] = Correction(max(1.0, c.factor * (1 - tuning.feedback_step)), now)
+        elif missed < allowed / 2 and busy >= tuning.feedback_busy and c.factor < tuning.feedback_max:
+            out[v.name] = Correction(min(tuning.feedback_max, c.factor * (1 + tuning.feedback_step / 2)), now)
+    return out
 
 
 def _learn(variants: Sequence[VariantSpec], obs: Observation, memory: Memory, tuning: Tuning) -> dict[str, float]:

@@ -4,6 +4,7 @@ Series are grouped by (namespace, pod) and later matched to live pods, so metric
 under `max_over_time` for a minute) never count, and a model-name mismatch is reported instead of ignored.
 """
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,10 +14,13 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 
+from autoscaler.engine import Tuning
+
 PodKey = tuple[str, str]  # (namespace, pod)
 ModelKey = tuple[str, str]  # (namespace, served model name)
 
 BY_POD = "namespace, pod"
+TPOT_WINDOW = f"{Tuning().feedback_window_s:.0f}s"
 # Peaks over one minute as WVA reads them; TGI's queue stands in for vLLM's waiting requests on TGI pods.
 QUERIES = {
     "kv": f"max by ({BY_POD}) (max_over_time(vllm:kv_cache_usage_perc[1m]))"
@@ -33,6 +37,8 @@ QUERIES = {
     "generation_tps": f"sum by ({BY_POD}) (rate(vllm:generation_tokens_total[1m]))",
     # KV-cache capacity: the info gauge carries it in its labels (blocks x tokens per block).
     "kv_tokens": f"max by ({BY_POD}, num_gpu_blocks, block_size) (vllm:cache_config_info)",
+    # Requests finished per bucket of vLLM's per-request TPOT histogram over the feedback window (vLLM >= 0.10).
+    "tpot": f"sum by ({BY_POD}, le) (increase(vllm:request_time_per_output_token_seconds_bucket[{TPOT_WINDOW}]))",
 }
 RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success_total[{window}]))"
 
@@ -48,6 +54,16 @@ class PodMetrics:
     model_name: str | None = None
     generation_tps: float | None = None
     kv_tokens: int | None = None
+    tpot_buckets: Mapping[float, float] | None = None  # requests finished with TPOT <= le, by le (inf included)
+
+    def tpot_within(self, objective_s: float) -> tuple[float, float] | None:
+        """(requests finished, requests whose TPOT met the objective) over the window, read at the largest bucket
+        edge not above the objective (conservative when the objective is not an edge); None without the histogram."""
+        b = self.tpot_buckets or {}
+        edges = [le for le in b if le <= objective_s + 1e-9]
+        if math.inf not in b or not edges:
+            return None
+        return b[math.inf], b[max(edges)]
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,11 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             key = (labels.get("namespace", ""), labels.get("pod", ""))
             if not all(key):
                 continue
+            if name == "tpot":
+                values.setdefault(key, {}).setdefault(name, {})[float(labels.get("le", "nan"))] = float(
+                    series["value"][1]
+                )
+                continue
             values.setdefault(key, {})[name] = _value(name, labels, series["value"][1])
     retention = {
         (s["metric"].get("namespace", ""), s["metric"].get("model_name", "")): float(s["value"][1])
@@ -120,6 +141,7 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             model_name=v.get("model"),
             generation_tps=v.get("generation_tps"),
             kv_tokens=v.get("kv_tokens"),
+            tpot_buckets=v.get("tpot"),
         )
         for key, v in values.items()
     }

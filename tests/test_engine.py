@@ -2,16 +2,20 @@
 
 from collections.abc import Mapping
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.api import Thresholds
 from autoscaler.engine import (
+    Correction,
     Memory,
     Observation,
     ReplicaSample,
+    Tuning,
     VariantSpec,
     VariantStatus,
+    _planned_utilization,
     decide,
 )
 
@@ -319,3 +323,50 @@ def test_default_plans_a_steady_ramp_a_cold_start_ahead() -> None:
                 counts = decision.targets
             planned.append(sum(counts[v.name] * v.capacity_rps for v in SEED))
         assert planned[1] > planned[0], (ramp, level, planned)
+
+
+def tpot_samples(replicas: int, throughput: float, finished: float, met: float) -> Observation:
+    return Observation(
+        tuple(ReplicaSample("l40s", f"l40s-{i}", 0.3, 0.0, throughput, 0.05, finished, met) for i in range(replicas)),
+        5.0,
+        100.0,
+    )
+
+
+def planned_l40s() -> float:
+    spec = SEED[0]
+    full = spec.capacity_rps / (1 - spec.decode_step_s / 0.1)
+    return full * _planned_utilization(spec.decode_step_s, full, Tuning())
+
+
+def test_measured_tpot_raises_a_busy_variants_capacity_once_per_window_and_steps_back_on_misses() -> None:
+    counts = {"l40s": 5, "a100": 0, "h100": 0}
+    busy = planned_l40s() * 0.95
+    _, memory = decide("default", SEED, T, steady(counts), tpot_samples(5, busy, 100, 100), Memory(), 0.0)
+    assert memory.corrections["l40s"].factor == pytest.approx(1.05)
+    _, memory = decide("default", SEED, T, steady(counts), tpot_samples(5, busy, 100, 100), memory, 60.0)
+    assert memory.corrections["l40s"].factor == pytest.approx(1.05)  # the same window's counts again
+    _, memory = decide("default", SEED, T, steady(counts), tpot_samples(5, busy, 100, 97), memory, 300.0)
+    assert memory.corrections["l40s"].factor == pytest.approx(1.0)  # 3% missed: back, never below the model
+    _, memory = decide("default", SEED, T, steady(counts), tpot_samples(5, busy, 100, 97), memory, 600.0)
+    assert memory.corrections["l40s"].factor == pytest.approx(1.0)
+
+
+def test_measured_tpot_says_nothing_when_light_sparse_or_absent() -> None:
+    counts = {"l40s": 5, "a100": 0, "h100": 0}
+    for obs in (
+        tpot_samples(5, planned_l40s() * 0.5, 100, 100),  # light: no proof of room
+        tpot_samples(5, planned_l40s(), 10, 10),  # 50 requests cannot show a 1% tail
+        world(SEED, counts, 4.0),  # replicas without vLLM's TPOT histogram
+    ):
+        _, memory = decide("default", SEED, T, steady(counts), obs, Memory(), 0.0)
+        assert memory.corrections["l40s"].factor == 1.0
+
+
+def test_a_raised_capacity_plans_fewer_replicas() -> None:
+    counts = {"l40s": 8, "a100": 0, "h100": 0}
+    obs = tpot_samples(8, planned_l40s() * 0.95, 100, 100)
+    plain, _ = decide("default", SEED, T, steady(counts), obs, Memory(), 600.0)
+    raised = Memory(corrections={"l40s": Correction(1.4, 0.0)})
+    fewer, _ = decide("default", SEED, T, steady(counts), obs, raised, 600.0)
+    assert sum(fewer.targets.values()) < sum(plain.targets.values())

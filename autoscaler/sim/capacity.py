@@ -32,16 +32,22 @@ GRID = np.linspace(0.04, 1.0, 25)  # probed rates, as fractions of the replica's
 class Curve:
     rates: Floats  # requests/s a replica receives
     attainment: Floats  # share of those requests within both objectives (never rising with the rate)
+    tpot_within: Floats  # share of them whose TPOT met its objective (what vLLM's TPOT histogram shows)
     tpot: Floats  # per rate: histogram of the requests' TPOT (bins of histogram.BIN_S)
 
     def at(self, rate: float) -> float:
         """Attainment at a rate, linear between the (evenly spaced) probed rates; 0 beyond the last."""
+        return self._interpolate(self.attainment, rate)
+
+    def tpot_at(self, rate: float) -> float:
+        return self._interpolate(self.tpot_within, rate)
+
+    def _interpolate(self, values: Floats, rate: float) -> float:
         x = max(0.0, (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0]))
         k = int(x)
         if k + 1 >= len(self.rates):
-            return float(self.attainment[-1]) if k + 1 == len(self.rates) and x == k else 0.0
-        a = self.attainment
-        return float(a[k] + (x - k) * (a[k + 1] - a[k]))
+            return float(values[-1]) if k + 1 == len(self.rates) and x == k else 0.0
+        return float(values[k] + (x - k) * (values[k + 1] - values[k]))
 
     def nearest(self, rate: float) -> int:
         x = (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0])
@@ -84,15 +90,16 @@ def curve(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: 
     top = max_rate(profile, float(lengths.input.mean()), float(lengths.output.mean()))
     rates = GRID * top
     probes = [_probe(profile, lengths, slo, routing, float(r), seed) for r in rates]
-    attainment = np.minimum.accumulate(np.array([a for a, _ in probes]))
-    result = Curve(rates, attainment, np.array([h for _, h in probes]))
+    attainment = np.minimum.accumulate(np.array([a for a, _, _ in probes]))
+    within = np.minimum.accumulate(np.array([w for _, w, _ in probes]))
+    result = Curve(rates, attainment, within, np.array([h for _, _, h in probes]))
     _cache[key] = (lengths, result)
     return result
 
 
 def _probe(
     profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, rate: float, seed: int
-) -> tuple[float, Floats]:
+) -> tuple[float, float, Floats]:
     rng = np.random.default_rng(seed)
     duration = max(PROBE_S, WARMUP_S + COUNTED / (rate * POOL))
     n = int(rng.poisson(rate * POOL * duration))
@@ -107,5 +114,6 @@ def _probe(
     counted = arrival >= WARMUP_S
     done = ~np.isnan(workload.tpot) & counted
     ok = done & (workload.ttft <= slo.ttft_s) & (workload.tpot <= slo.tpot_s)
-    share = float(ok.sum()) / max(1, int(counted.sum()))
-    return share, histogram(workload.tpot[done])
+    counted_n = max(1, int(counted.sum()))
+    within = done & (workload.tpot <= slo.tpot_s)
+    return float(ok.sum()) / counted_n, float(within.sum()) / counted_n, histogram(workload.tpot[done])

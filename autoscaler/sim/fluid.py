@@ -31,6 +31,7 @@ class FluidReplica:
         self.completed = 0.0
         self.itl_sum = 0.0
         self.tokens = 0.0
+        self.tpot_met = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, self.batch * self.context / self.profile.kv_capacity)
@@ -108,6 +109,7 @@ class FluidWorkload:
             before = r.completed
             wait, rate = r.step(share, dt)
             self.served += r.completed - before
+            r.tpot_met += (r.completed - before) * self.curves[r.profile].tpot_at(rate)
             self._account(r.profile, share, wait, rate)
 
     def _shares(self, live: list[FluidReplica], pool: float) -> list[float]:

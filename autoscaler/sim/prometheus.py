@@ -1,6 +1,7 @@
 """What the autoscaler sees of the simulated replicas: vLLM's metrics scraped every 15 s and queried the way
 `autoscaler/metrics.py` queries Prometheus (`max_over_time[1m]` for the gauges, `rate[1m]` for the counters,
-histogram sum over count for the mean inter-token latency). Only ready, live pods have series."""
+histogram sum over count for the mean inter-token latency, `increase[5m]` of the per-request TPOT histogram). Only
+ready, live pods have series."""
 
 from collections import deque
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from autoscaler.sim.serving import Replica
 
 SCRAPE_S = 15.0
 WINDOW_S = 60.0
+FEEDBACK_S = 300.0  # the TPOT histogram's increase window (Tuning.feedback_window_s)
 RETENTION_S = 600.0
 
 
@@ -21,6 +23,7 @@ class _Scrape:
     completed: float
     itl_sum: float
     tokens: float
+    tpot_met: float
 
 
 class Prometheus:
@@ -32,8 +35,8 @@ class Prometheus:
     def scrape(self, t: float, pods: dict[str, Replica], completed_total: float) -> None:
         for name, r in pods.items():
             points = self.series.setdefault(name, deque())
-            points.append(_Scrape(t, r.kv_usage(), r.waiting(), r.completed, r.itl_sum, r.tokens))
-            while points[0].t <= t - WINDOW_S:
+            points.append(_Scrape(t, r.kv_usage(), r.waiting(), r.completed, r.itl_sum, r.tokens, r.tpot_met))
+            while points[0].t <= t - FEEDBACK_S:
                 points.popleft()
         for gone in set(self.series) - set(pods):
             del self.series[gone]
@@ -50,10 +53,12 @@ class Prometheus:
         return Observation(samples, age, retention)
 
     def _sample(self, name: str, variant: str, t: float) -> ReplicaSample:
-        points = [p for p in self.series[name] if p.t > t - WINDOW_S]
+        series = self.series[name]
+        points = [p for p in series if p.t > t - WINDOW_S]
         first, last = points[0], points[-1]
         span = last.t - first.t
         tokens = last.tokens - first.tokens
+        oldest = series[0]
         return ReplicaSample(
             variant=variant,
             pod=name,
@@ -61,4 +66,6 @@ class Prometheus:
             queue=max(p.queue for p in points),
             throughput=(last.completed - first.completed) / span if span > 0 else 0.0,
             itl_s=(last.itl_sum - first.itl_sum) / tokens if tokens > 0 else None,
+            tpot_requests=last.completed - oldest.completed,
+            tpot_met=last.tpot_met - oldest.tpot_met,
         )

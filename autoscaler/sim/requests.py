@@ -29,9 +29,12 @@ class _Running:
 
 
 class RequestReplica:
-    def __init__(self, profile: Profile, speed: float, trace: Requests, ttft: np.ndarray, tpot: np.ndarray) -> None:
+    def __init__(
+        self, profile: Profile, speed: float, slo: Slo, trace: Requests, ttft: np.ndarray, tpot: np.ndarray
+    ) -> None:
         self.profile = profile
         self.speed = speed  # tokens/s this replica serves within the SLO
+        self.slo = slo
         self.trace = trace
         self.ttft, self.tpot = ttft, tpot
         self.queue: deque[int] = deque()
@@ -43,6 +46,7 @@ class RequestReplica:
         self.completed = 0.0
         self.itl_sum = 0.0
         self.tokens = 0.0
+        self.tpot_met = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, max(0.0, self.kv / self.profile.kv_capacity))
@@ -110,6 +114,7 @@ class RequestReplica:
                 finish = max(r.first_token_s, t) + gen * itl
                 decoded = self.trace.lengths.output[r.index] - 1
                 self.tpot[r.index] = (finish - r.first_token_s) / decoded if decoded > 0 else 0.0
+                self.tpot_met += self.tpot[r.index] <= self.slo.tpot_s
                 self.completed += 1
                 self.reserved -= r.reserved
                 self.kv -= r.context
@@ -138,7 +143,7 @@ class RequestWorkload:
 
     def new_replica(self, profile: Profile, slo_rate: float) -> RequestReplica:
         speed = slo_rate * (self.mean_in + self.mean_out)
-        return RequestReplica(profile, speed, self.trace, self.ttft, self.tpot)
+        return RequestReplica(profile, speed, self.slo, self.trace, self.ttft, self.tpot)
 
     def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
         live = [r for r in serving if isinstance(r, RequestReplica)]

@@ -21,6 +21,7 @@ class Replica(Protocol):
     completed: float  # vllm:request_success_total
     itl_sum: float  # vllm:inter_token_latency_seconds_sum
     tokens: float  # vllm:inter_token_latency_seconds_count
+    tpot_met: float  # vllm:request_time_per_output_token_seconds_bucket{le=<the TPOT objective>}
 
     def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
 

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # vLLM's first edges
 
 
 def free_port() -> int:
@@ -59,6 +60,9 @@ class SimulatedVllm:
         Gauge("vllm:cache_config_info", "KV-cache configuration", ("num_gpu_blocks", "block_size"), registry=r).labels(
             "29000", "16"
         ).set(1)
+        self.tpot = Histogram(
+            "vllm:request_time_per_output_token_seconds", "TPOT per request", labels, buckets=TPOT_BUCKETS, registry=r
+        ).labels(self.model_name, "0")
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS, registry=r
         ).labels(self.model_name, "0")

@@ -49,6 +49,8 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
                 p.generated.inc(600)
                 for _ in range(20):
                     p.itl.observe(0.05)
+                for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
+                    p.tpot.observe(tpot)
             time.sleep(1)
         running_prometheus.wait_for(QUERIES["throughput"], 2)
         yield running_prometheus
@@ -64,6 +66,10 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert first.kv_tokens == 29000 * 16
     assert first.generation_tps is not None and first.generation_tps > 0
     assert first.last_seen is not None and time.time() - first.last_seen < 10
+    finished, met = first.tpot_within(0.1) or (0.0, 0.0)
+    assert finished > 0 and met == pytest.approx(finished * 2 / 3, rel=0.01)
+    assert first.tpot_within(0.08) == (finished, pytest.approx(finished / 3, rel=0.01))  # read at the 75 ms edge
+    assert first.tpot_within(0.005) is None
     assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
     assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0
     assert snapshot.model_names_in(NS) == [MODEL_ID]

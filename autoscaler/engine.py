@@ -261,19 +261,15 @@ def _planned(
 
 
 def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:
-    """Least-squares slope of (time, value) points; 0 until they span half the window, and 0 unless significant."""
+    """The demand's trend: the median of the slopes between every two points (Theil-Sen), so one burst or the
+    ramp of replicas that just started cannot make a trend; 0 until the points span half the window, and 0 unless
+    at least three quarters of the pairwise slopes agree on its sign."""
     if len(points) < 3 or points[-1][0] - points[0][0] < window_s / 2:
         return 0.0
-    n = len(points)
-    mt = sum(p[0] for p in points) / n
-    mv = sum(p[1] for p in points) / n
-    var = sum((p[0] - mt) ** 2 for p in points)
-    if var <= 0:
-        return 0.0
-    slope = sum((p[0] - mt) * (p[1] - mv) for p in points) / var
-    # Only a trend that stands out of the noise: slope over two standard errors of its estimate.
-    residual = sum((p[1] - mv - slope * (p[0] - mt)) ** 2 for p in points) / (n - 2)
-    return slope if slope * slope * var > 4 * residual else 0.0
+    slopes = sorted((b[1] - a[1]) / (b[0] - a[0]) for i, a in enumerate(points) for b in points[i + 1 :] if b[0] > a[0])
+    median = slopes[len(slopes) // 2]
+    agree = sum(1 for x in slopes if x * median > 0)
+    return median if agree >= 0.75 * len(slopes) else 0.0
 
 
 def _incremental_plan(

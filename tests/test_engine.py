@@ -325,6 +325,19 @@ def test_default_plans_a_steady_ramp_a_cold_start_ahead() -> None:
         assert planned[1] > planned[0], (ramp, level, planned)
 
 
+def test_a_start_or_a_single_burst_is_not_a_trend() -> None:
+    """Replicas that just started ramp up to the steady load over a cycle or two; a burst lasts one cycle. Neither
+    is a rise to plan a cold start ahead for."""
+    for shape in ([0.0, 3.0] + [6.0] * 10, [6.0] * 5 + [12.0] + [6.0] * 6):
+        counts, memory = {"l40s": 8, "a100": 0, "h100": 0}, Memory()
+        for cycle, demand in enumerate(shape):
+            decision, memory = decide(
+                "default", SEED, T, steady(counts), world(SEED, counts, demand), memory, cycle * 30.0
+            )
+            counts = decision.targets
+            assert "rising 0.00" in decision.reason, (shape, cycle, decision.reason)
+
+
 def tpot_samples(replicas: int, throughput: float, finished: float, met: float) -> Observation:
     return Observation(
         tuple(ReplicaSample("l40s", f"l40s-{i}", 0.3, 0.0, throughput, 0.05, finished, met) for i in range(replicas)),

@@ -112,7 +112,7 @@ class SeaweedS3:
         identities.write_text(objects["Secret/seaweedfs-s3-config"]["stringData"]["seaweedfs_s3_config"])
         # Free ports can be taken again before weed binds them (busy machines): one more try on fresh ports.
         for attempt in range(2):
-            self.port = free_port()
+            self.port = weed_port()  # S3 has a gRPC twin too
             ports = {name: weed_port() for name in ("master", "volume", "filer")}
             args = ["server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder / str(attempt)}", "-filer", "-s3"]
             args += [f"-master.port={ports['master']}", f"-volume.port={ports['volume']}"]

@@ -13,11 +13,13 @@ import pytest
 from autoscaler.sim import capacity
 from autoscaler.sim.__main__ import main
 from autoscaler.sim.fluid import FluidWorkload
+from autoscaler.sim.oracle import StaticPeakPolicy
+from autoscaler.sim.oracle import options as oracle_options
 from autoscaler.sim.profiles import LARGE
 from autoscaler.sim.requests import RequestWorkload
 from autoscaler.sim.run import POLICIES, Cluster, Result, make_policy, simulate, workload_for
 from autoscaler.sim.setup import Setup, load_setup
-from autoscaler.sim.traces import Envelope, Requests, load, materialize, synthetic_lengths, with_burst
+from autoscaler.sim.traces import Envelope, Lengths, Requests, load, materialize, synthetic_lengths, with_burst
 
 REPO = Path(__file__).resolve().parents[1]
 TRACES = REPO.parent / "shared" / "traces"
@@ -154,6 +156,21 @@ def test_replicas_sized_at_the_slo_rate_meet_the_slo_and_more_load_does_not(setu
     assert _attainment(setup, at_rate, mix) >= 0.98
     over = materialize(_steady(3 * 1.3 * rates["llama-70b-l40s"], 5), seed=7)
     assert _attainment(setup, over, mix) < 0.97
+
+
+def test_the_oracle_holds_every_gpu_type_to_one_target(setup: Setup) -> None:
+    """5% of prompts of 10k tokens: an L40S needs 2.9 s to prefill one (over the 2 s TTFT objective), an H100 0.8 s.
+    The oracle must not buy L40S replicas at the lower attainment they can reach; the router still weighs them."""
+    base = synthetic_lengths(5_000, 9)
+    long = np.random.default_rng(9).random(5_000) < 0.05
+    lengths = Lengths(np.where(long, 10_000, base.input), base.output)
+    trace = materialize(with_burst(2.0, 20, 0, 1.0, 0, lengths), seed=9)
+    workload = workload_for(trace, setup)
+    by_name = {o.name: o for o in oracle_options(setup, workload)}
+    assert by_name["llama-70b-l40s"].capacity < 1e-6 < by_name["llama-70b-h100"].capacity
+    l40s = setup.variants[0].profile
+    assert capacity.slo_rate(l40s, lengths, setup.slo, "least-work", 0) > 0
+    assert StaticPeakPolicy(setup, workload).warm_start["llama-70b-l40s"] == 1  # its minimum, no more
 
 
 def test_aggregate_and_per_request_models_agree_at_steady_load(setup: Setup) -> None:

@@ -53,12 +53,17 @@ class Curve:
         x = (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0])
         return min(len(self.rates) - 1, max(0, round(x)))
 
-    def capacity(self, target: float) -> float:
-        """The largest rate a replica takes with attainment >= target (the target capped 1 point below what a
-        lightly loaded replica reaches, for populations whose longest prompts can never meet the TTFT objective)."""
-        goal = min(target, float(self.attainment[0]) - 0.01)
+    def ceiling(self) -> float:
+        """The attainment target this GPU type can be held to: 99%, or 1 point below what a lightly loaded replica
+        reaches, for populations whose longest prompts can never meet the TTFT objective."""
+        return min(TARGET, float(self.attainment[0]) - 0.01)
+
+    def capacity(self, goal: float) -> float:
+        """The largest rate a replica takes with attainment >= goal; 0 when even a light load misses it."""
         above = np.nonzero(self.attainment >= goal)[0]
-        k = int(above[-1]) if len(above) else 0
+        if not len(above):
+            return 0.0
+        k = int(above[-1])
         if k + 1 >= len(self.rates):
             return float(self.rates[k])
         a0, a1 = float(self.attainment[k]), float(self.attainment[k + 1])
@@ -67,8 +72,9 @@ class Curve:
 
 
 def slo_rate(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> float:
-    """Requests/s one replica serves at the attainment target: what the oracle sizes by and the router weighs."""
-    return curve(profile, lengths, slo, routing, seed).capacity(TARGET)
+    """Requests/s one replica serves at the attainment it can be held to: its weight in the router."""
+    c = curve(profile, lengths, slo, routing, seed)
+    return c.capacity(c.ceiling())
 
 
 def max_rate(profile: Profile, mean_in: float, mean_out: float) -> float:

@@ -2,8 +2,10 @@
 one cold start ahead (the lower bound on cost), and `static-peak`, the best single GPU type sized for the peak.
 
 Both size a replica by the simulator's own per-request model (`capacity.py`): the largest steady rate at which a
-replica still serves the attainment target within the SLO, with the workload's request lengths. They are what a
-perfect capacity planner would do with the simulator's own numbers.
+replica still serves the attainment target within the SLO, with the workload's request lengths. The target is the
+same for every GPU type: 99%, or, where no type reaches it even lightly loaded (prompts whose prefill alone
+exceeds the TTFT objective), 1 point below the best type's; a type that cannot reach it is not used beyond its
+minimum. They are what a perfect capacity planner would do with the simulator's own numbers.
 """
 
 import math
@@ -18,16 +20,15 @@ from autoscaler.sim.setup import Setup
 WINDOW_S = 30.0
 
 
+UNUSABLE = 1e-9  # the capacity of a GPU type that cannot meet the target: never worth a replica
+
+
 def options(setup: Setup, workload: Workload) -> list[Option]:
+    curves = [capacity.curve(v.profile, workload.lengths, setup.slo, setup.routing, setup.seed) for v in setup.variants]
+    goal = max(c.ceiling() for c in curves)
     return [
-        Option(
-            v.spec.name,
-            v.spec.cost,
-            capacity.slo_rate(v.profile, workload.lengths, setup.slo, setup.routing, setup.seed),
-            v.spec.min_replicas,
-            v.spec.max_replicas,
-        )
-        for v in setup.variants
+        Option(v.spec.name, v.spec.cost, max(UNUSABLE, c.capacity(goal)), v.spec.min_replicas, v.spec.max_replicas)
+        for v, c in zip(setup.variants, curves, strict=True)
     ]
 
 

@@ -37,6 +37,7 @@ AUTOSCALER_METRICS_PORT = 8080
 METRIC_DESIRED_REPLICAS = "wva_desired_replicas"  # gauge {model_id, model_namespace, variant, accelerator}
 METRIC_CURRENT_REPLICAS = "wva_current_replicas"  # gauge, same labels
 METRIC_VARIANT_COST = "wva_variant_cost_per_replica_hour"  # gauge, same labels
+METRIC_VARIANT_CAPACITY = "wva_variant_capacity_rps"  # gauge, same labels: planned requests/s of one replica
 METRIC_DECISIONS = "wva_scaling_decisions_total"  # counter {model_id, model_namespace, variant, direction, reason}
 METRIC_METRICS_AVAILABLE = "wva_metrics_available"  # gauge 0/1 {model_id, model_namespace}
 METRIC_RECONCILE_SECONDS = "wva_reconcile_duration_seconds"  # histogram

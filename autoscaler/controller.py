@@ -320,3 +320,5 @@ class Controller:
                 decision.targets.get(v.name, 0) if acted else (st.desired if st else 0)
             )
             self.telemetry.cost.labels(*labels).set(v.cost)
+            if v.name in decision.capacity_rps:
+                self.telemetry.capacity.labels(*labels).set(decision.capacity_rps[v.name])

@@ -107,7 +107,7 @@ class Memory:
     """What the engine carries between cycles: learned full-load capacity per variant, recent plans."""
 
     full_capacity: Mapping[str, float] = field(default_factory=dict)
-    corrections: Mapping[str, "Correction"] = field(default_factory=dict)  # per variant, from measured TPOT
+    corrections: Mapping[str, Correction] = field(default_factory=dict)  # per variant, from measured TPOT
     plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
     demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
 
@@ -118,6 +118,7 @@ class Decision:
     action: Action
     reason: str
     metrics_available: bool = True
+    capacity_rps: Mapping[str, float] = field(default_factory=dict)  # per replica, as planned (default mode)
 
 
 def decide(
@@ -257,7 +258,10 @@ def _planned(
     if targets != plan:
         reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
     memory = replace(memory, full_capacity=full, plans=plans, demands=demands, corrections=corrections)
-    return _decision(desired, targets, reason), memory
+    raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
+    if raised:
+        reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
+    return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
 
 
 def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:

@@ -14,6 +14,12 @@ class Telemetry:
         self.desired = Gauge(api.METRIC_DESIRED_REPLICAS, "Replicas the autoscaler wants", VARIANT_LABELS, registry=r)
         self.current = Gauge(api.METRIC_CURRENT_REPLICAS, "Replicas the Deployment has", VARIANT_LABELS, registry=r)
         self.cost = Gauge(api.METRIC_VARIANT_COST, "USD per replica-hour", VARIANT_LABELS, registry=r)
+        self.capacity = Gauge(
+            api.METRIC_VARIANT_CAPACITY,
+            "Requests/s one replica is planned to serve within the SLO",
+            VARIANT_LABELS,
+            registry=r,
+        )
         self.decisions = Counter(
             api.METRIC_DECISIONS.removesuffix("_total"),
             "Scaling actions taken",

@@ -1,12 +1,13 @@
 """What a replica of a variant serves within the SLO: the per-request model's attainment at a steady load.
 
 A pool of replicas behind the router is fed Poisson arrivals with the workload's own request lengths at a grid of
-rates, and every request's TTFT and TPOT is measured. Two users:
+rates, and every request's TTFT and TPOT is measured. Three users:
 
 - the oracle and static-peak size replicas by it (the largest rate that still meets the attainment target), so the
   lower bound is a mix that serves the SLO, not one sized on the mean request;
-- the aggregate model counts the SLO by it, so a week replayed in aggregate sees the per-request spread (batch-size
-  swings, prefills stalling decodes) that a per-request replay shows.
+- the router weighs each replica by the rate its GPU type serves within the SLO;
+- the aggregate model counts the SLO (and the replicas' TPOT histogram) by it, so a week replayed in aggregate sees
+  the per-request spread (batch-size swings, prefills stalling decodes) that a per-request replay shows.
 """
 
 from dataclasses import dataclass

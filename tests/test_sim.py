@@ -52,6 +52,22 @@ def test_aggregate_model_serves_or_drops_every_arrival(setup: Setup) -> None:
     assert 0 <= result.slo_attainment <= 1
 
 
+def test_a_replica_owes_no_work_once_its_requests_finish(setup: Setup) -> None:
+    """Least-work routing compares the work still owed; any residue left by finished requests would grow with the
+    requests a replica served and steer every new request to the newest replica."""
+    trace = materialize(with_burst(2.0, 10, 0, 1.0, 0, synthetic_lengths(2_000, 3)), seed=3)
+    workload = RequestWorkload(trace, setup.slo, "least-work")
+    replica = workload.new_replica(setup.variants[2].profile, 1.0)
+    for index in range(len(trace.arrival_s)):
+        replica.add(index)
+    t = 0.0
+    while not replica.idle():
+        replica.step(t, 1.0)
+        t += 1.0
+    assert replica.completed == len(trace.arrival_s)
+    assert replica.outstanding_tokens == pytest.approx(0.0, abs=1e-6)
+
+
 def test_requests_without_any_replica_are_dropped_not_lost(setup: Setup) -> None:
     trace = Requests(np.array([0.0, 1.0]), synthetic_lengths(2, 0))
     workload = RequestWorkload(trace, setup.slo, "least-work")

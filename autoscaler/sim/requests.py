@@ -81,7 +81,7 @@ class RequestReplica:
             prefill = p.prefill_s(float(inputs[i]))
             clock = max(clock, float(arrival[i])) + prefill
             self.ttft[i] = clock - arrival[i]
-            self.outstanding_tokens -= int(inputs[i])
+            self.outstanding_tokens -= int(inputs[i]) + 1  # the prefill also yields the first output token
             self.reserved += need
             self.kv += float(inputs[i])
             self.running.append(_Running(i, clock, float(outputs[i] - 1), float(inputs[i]), need))

@@ -203,6 +203,15 @@ def test_aggregate_and_per_request_models_agree_at_steady_load(setup: Setup) -> 
         assert aggregate == pytest.approx(per_request, abs=0.015), share
 
 
+def test_aggregate_and_per_request_models_agree_on_a_ramp(setup: Setup) -> None:
+    """A load tripling over an hour, served by the oracle, which adds replicas as it rises: both models count the
+    SLO alike while the pool changes, not only at a steady load."""
+    ramp = Envelope(np.array([0.0, 60.0]), np.array([2.0 * 60, 6.0 * 60]), synthetic_lengths(5_000, 4))
+    aggregate, per_request = simulate("oracle", setup, ramp), simulate("oracle", setup, materialize(ramp, seed=4))
+    assert per_request.slo_attainment > 0.98
+    assert aggregate.slo_attainment == pytest.approx(per_request.slo_attainment, abs=0.015)
+
+
 def _azure_csv(path: Path, n: int) -> None:
     rng = np.random.default_rng(0)
     with path.open("w") as f:

@@ -4,10 +4,12 @@ No I/O: the controller in the cluster and the simulator call the same `decide`, 
 that runs in production. Two modes:
 
 - `wva-v1`: the seed's algorithm exactly (REFERENCE section 7): +-1 replica per cycle on the saturation signal.
-- `default`: plans the cheapest mix of variants that serves the measured demand within the latency SLO, ranking
-  variants by cost per unit of capacity learned online from observed inter-token latency; steps to the plan at
-  once, counts pending replicas as supply, brings variants up from zero, scales down only after the lower plan has
-  held for a window, and keeps the seed's saturation analysis as a guardrail.
+- `default`: plans a mix of variants that serves the measured demand (and a steady rise over a cold start) for
+  99% of requests within the latency SLO. A replica's capacity is learned online from inter-token latency, planned
+  at the p99 of a request's TPOT and raised where vLLM's per-request TPOT histogram shows room; variants are ranked
+  by cost per unit of capacity, grown by the best value and shrunk by the worst. It steps to the plan at once,
+  counts pending replicas as supply, brings variants up from zero, scales down only after the lower plan has held
+  for a window, and keeps the seed's saturation analysis as a guardrail.
 
 Both hold replicas, and never scale down, when metrics are missing, stale or contradictory.
 """

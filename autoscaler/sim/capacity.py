@@ -36,23 +36,19 @@ class Curve:
     tpot_within: Floats  # share of them whose TPOT met its objective (what vLLM's TPOT histogram shows)
     tpot: Floats  # per rate: histogram of the requests' TPOT (bins of histogram.BIN_S)
 
-    def at(self, rate: float) -> float:
-        """Attainment at a rate, linear between the (evenly spaced) probed rates; 0 beyond the last."""
-        return self._interpolate(self.attainment, rate)
-
-    def tpot_at(self, rate: float) -> float:
-        return self._interpolate(self.tpot_within, rate)
-
-    def _interpolate(self, values: Floats, rate: float) -> float:
+    def read(self, rate: float) -> tuple[float, float, int]:
+        """At a rate: the attainment and the TPOT share (linear between the evenly spaced probed rates, 0 beyond the
+        last), and the nearest probed rate's index."""
         x = max(0.0, (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0]))
         k = int(x)
-        if k + 1 >= len(self.rates):
-            return float(values[-1]) if k + 1 == len(self.rates) and x == k else 0.0
-        return float(values[k] + (x - k) * (values[k + 1] - values[k]))
-
-    def nearest(self, rate: float) -> int:
-        x = (rate - float(self.rates[0])) / float(self.rates[1] - self.rates[0])
-        return min(len(self.rates) - 1, max(0, round(x)))
+        nearest = min(len(self.rates) - 1, round(x))
+        if k + 1 < len(self.rates):
+            w = x - k
+            a, t = self.attainment, self.tpot_within
+            return float(a[k] + w * (a[k + 1] - a[k])), float(t[k] + w * (t[k + 1] - t[k])), nearest
+        if k + 1 == len(self.rates) and x == k:
+            return float(self.attainment[-1]), float(self.tpot_within[-1]), nearest
+        return 0.0, 0.0, nearest
 
     def ceiling(self) -> float:
         """The attainment target this GPU type can be held to: 99%, or 1 point below what a lightly loaded replica

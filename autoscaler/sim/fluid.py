@@ -7,6 +7,8 @@ per-request spread of TTFT and TPOT a mean cannot show), times the share of the 
 still fits the TTFT objective after the step's queue wait.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from autoscaler.sim import capacity
@@ -16,6 +18,18 @@ from autoscaler.sim.serving import Outcome, Replica, Routing, Slo
 from autoscaler.sim.traces import Envelope, Lengths
 
 STEP_S = 5.0
+
+
+@dataclass
+class _Accounts:
+    """The SLO accounting of one replica profile: its attainment curve, its prefill times, and the arrivals by
+    queue-wait bin and by the curve's rate they met."""
+
+    curve: capacity.Curve
+    prefill: np.ndarray  # sorted prefill times of the length population
+    fits_idle: float  # how many of them fit the TTFT objective with no queue wait
+    waits: np.ndarray
+    at_rate: np.ndarray
 
 
 class FluidReplica:
@@ -73,21 +87,14 @@ class FluidWorkload:
         self.requests = 0.0
         self.served = 0.0
         self.ok = 0.0
-        # Per profile: its attainment curve, arrivals by queue-wait bin and by the curve's rate they met.
-        self.curves: dict[Profile, capacity.Curve] = {}
-        self.wait_hist: dict[Profile, np.ndarray] = {}
-        self.at_rate: dict[Profile, np.ndarray] = {}
-        self.prefill_sorted: dict[Profile, np.ndarray] = {}
+        self.accounts: dict[Profile, _Accounts] = {}
 
     def new_replica(self, profile: Profile, slo_rate: float) -> FluidReplica:
-        if profile not in self.curves:
+        if profile not in self.accounts:
             c = capacity.curve(profile, self.trace.lengths, self.slo, self.routing, self.seed)
-            self.curves[profile] = c
-            self.prefill_sorted[profile] = np.sort(
-                profile.t0_s + profile.k_tok_s * self.trace.lengths.input.astype(np.float64)
-            )
-            self.wait_hist[profile] = np.zeros(BINS)
-            self.at_rate[profile] = np.zeros(len(c.rates))
+            prefill = np.sort(profile.t0_s + profile.k_tok_s * self.trace.lengths.input.astype(np.float64))
+            fits_idle = float(np.searchsorted(prefill, self.slo.ttft_s, side="right"))
+            self.accounts[profile] = _Accounts(c, prefill, fits_idle, np.zeros(BINS), np.zeros(len(c.rates)))
         return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate)
 
     def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
@@ -108,9 +115,11 @@ class FluidWorkload:
         for r, share in zip(live, self._shares(live, pool), strict=True):
             before = r.completed
             wait, rate = r.step(share, dt)
+            attainment, tpot_within, nearest = self.accounts[r.profile].curve.read(rate)
             self.served += r.completed - before
-            r.tpot_met += (r.completed - before) * self.curves[r.profile].tpot_at(rate)
-            self._account(r.profile, share, wait, rate)
+            r.tpot_met += (r.completed - before) * tpot_within
+            if share > 0:
+                self._account(self.accounts[r.profile], share, wait, attainment, nearest)
 
     def _shares(self, live: list[FluidReplica], pool: float) -> list[float]:
         """Least outstanding work: fill replicas so their backlog per unit of speed within the SLO evens out (each
@@ -123,26 +132,21 @@ class FluidWorkload:
         scale = pool / sum(want) if sum(want) > 0 else 0.0
         return [w * scale for w in want]
 
-    def _account(self, profile: Profile, arrivals: float, wait: float, rate: float) -> None:
-        if arrivals <= 0:
-            return
-        c = self.curves[profile]
-        self.wait_hist[profile][bin_of(wait)] += arrivals
-        self.at_rate[profile][c.nearest(rate)] += arrivals
-        ok = arrivals * c.at(rate)
+    def _account(self, acc: _Accounts, arrivals: float, wait: float, attainment: float, nearest: int) -> None:
+        acc.waits[bin_of(wait)] += arrivals
+        acc.at_rate[nearest] += arrivals
+        ok = arrivals * attainment
         if wait > 0:
-            prefill = self.prefill_sorted[profile]
-            fits_idle = float(np.searchsorted(prefill, self.slo.ttft_s, side="right"))
-            fits = float(np.searchsorted(prefill, self.slo.ttft_s - wait, side="right"))
-            ok *= fits / fits_idle if fits_idle > 0 else 0.0
+            fits = float(np.searchsorted(acc.prefill, self.slo.ttft_s - wait, side="right"))
+            ok *= fits / acc.fits_idle if acc.fits_idle > 0 else 0.0
         self.ok += ok
 
     def outcome(self) -> Outcome:
         ttft = np.zeros(BINS)
         tpot = np.zeros(BINS)
-        for profile, waits in self.wait_hist.items():
-            ttft += np.convolve(waits, histogram(self.prefill_sorted[profile]))[:BINS]
-            tpot += self.at_rate[profile] @ self.curves[profile].tpot
+        for acc in self.accounts.values():
+            ttft += np.convolve(acc.waits, histogram(acc.prefill))[:BINS]
+            tpot += acc.at_rate @ acc.curve.tpot
         return Outcome(
             requests=round(self.requests),
             ok=self.ok,

@@ -60,7 +60,8 @@ def server_args(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume |
         args += ["--gpu-memory-utilization", str(model.gpu_memory_utilization)]
         args += ["--max-model-len", str(model.max_model_len)] if model.max_model_len else []
     elif variant.runtime == "tgi":
-        args = ["--model-id", source, "--served-model-name", model.model_id, "--port", port, "--hostname", "0.0.0.0"]
+        # TGI has no served-model-name: it answers any model name with its one model (pins.TGI_OPTIONS).
+        args = ["--model-id", source, "--port", port, "--hostname", "0.0.0.0"]
         args += ["--num-shard", str(variant.gpus_per_replica)]
         args += ["--max-total-tokens", str(model.max_model_len)] if model.max_model_len else []
     else:

@@ -16,11 +16,48 @@ KUBE_PROMETHEUS_STACK = HelmChart(
     "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3", "kube-prometheus-stack"
 )
 
-# Model-server images. vLLM's entrypoint is already `vllm serve`; the `-cu129` tag is its CUDA 12.9 build.
+# Model-server images, and the options of each pinned version's own argument parser that the platform passes
+# (tests check every rendered server argument against these sets).
+# vLLM v0.33.0: confirmed in the release wheel (vllm/engine/arg_utils.py, vllm/entrypoints/common/cli_args.py; the
+# model is the positional `model_tag`). The entrypoint is already `vllm serve`; `-cu129` is its CUDA 12.9 build.
 VLLM_IMAGE = "vllm/vllm-openai:v0.33.0"
+VLLM_OPTIONS = frozenset(
+    {
+        "--served-model-name",
+        "--port",
+        "--tensor-parallel-size",
+        "--gpu-memory-utilization",
+        "--max-model-len",
+        "--max-num-batched-tokens",
+        "--max-num-seqs",
+        "--custom-histogram-buckets",
+    }
+)
+# TGI 3.3.5: the launcher's clap `Args` (launcher/src/main.rs at tag v3.3.5). It has no `--served-model-name`: its
+# OpenAI API lists the model under `--model-id` and serves any `model` name a client sends with the base model.
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.5"
-# GPU-free vLLM stand-in with the same OpenAI API and `vllm:*` metrics (dev clusters, end-to-end tests).
-SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.11.2"
+TGI_OPTIONS = frozenset(
+    {"--model-id", "--port", "--hostname", "--num-shard", "--max-input-tokens", "--max-total-tokens"}
+)
+# GPU-free vLLM stand-in with the same OpenAI API and `vllm:*` metrics (dev clusters, end-to-end tests). v0.10.2 is
+# the newest tag of llm-d/llm-d-inference-sim (its release workflow pushes each `v*` tag to ghcr.io); the options
+# are its pflag set (pkg/common/parser.go at v0.10.2), latencies as Go durations (`25ms`).
+SIMULATOR_IMAGE = "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
+SIMULATOR_OPTIONS = frozenset(
+    {
+        "--model",
+        "--served-model-name",
+        "--port",
+        "--max-num-seqs",
+        "--max-model-len",
+        "--inter-token-latency",
+        "--time-to-first-token",
+        "--time-factor-under-load",
+        "--enable-kvcache",
+        "--kv-cache-size",
+        "--block-size",
+    }
+)
 
 # The autoscaler runs its shipped package on this image (or on a prebuilt one, see autoscaler/Dockerfile).
 PYTHON_IMAGE = "python:3.11.14-slim-bookworm"

@@ -230,14 +230,16 @@ def seaweedfs_identities(access_key: str, secret_key: str) -> str:
 
 
 def seaweedfs_values(config_secret: str, size: str, clients: list[dict[str, Any]]) -> dict[str, Any]:
-    """Master, volume and filer on PVCs (no hostPath: the namespace is Pod Security baseline), S3 with auth."""
+    """Master, volume and filer on PVCs, S3 with auth. The namespace is Pod Security baseline, which refuses
+    hostPath volumes: every log volume the chart defaults to a hostPath (master, filer, S3 gateway) is an emptyDir."""
     small_pvc = {"type": "persistentVolumeClaim", "size": "2Gi"}
+    logs = {"type": "emptyDir"}
     return {
         "image": {"tag": SEAWEEDFS_TAG},
-        "master": {"data": small_pvc, "logs": {"type": "emptyDir"}},
+        "master": {"data": small_pvc, "logs": logs},
         "volume": {"dataDirs": [{"name": "data1", "type": "persistentVolumeClaim", "size": size, "maxVolumes": 0}]},
-        "filer": {"data": {"type": "persistentVolumeClaim", "size": "10Gi"}, "logs": {"type": "emptyDir"}},
-        "s3": {"enabled": True, "enableAuth": True, "existingConfigSecret": config_secret},
+        "filer": {"data": {"type": "persistentVolumeClaim", "size": "10Gi"}, "logs": logs},
+        "s3": {"enabled": True, "enableAuth": True, "existingConfigSecret": config_secret, "logs": logs},
         # The chart's policies admit its own pods; JuiceFS clients are added to reach the S3 port only.
         "networkPolicy": {
             "enabled": True,

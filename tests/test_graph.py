@@ -117,3 +117,56 @@ def test_value_path_check_catches_a_misspelt_key() -> None:
     assert missing_value_paths({"dcgmExporter": {"servicemonitor": {"enabled": True}}}, defaults) == [
         "dcgmExporter.servicemonitor"
     ]
+
+
+def merged(values: Any, defaults: Any) -> Any:
+    """What the chart sees: our values over its defaults (maps merge, everything else replaces)."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict):
+        return values
+    return {key: merged(values.get(key), defaults.get(key)) if key in values else defaults[key] for key in defaults} | {
+        key: value for key, value in values.items() if key not in defaults
+    }
+
+
+def host_path_volumes(values: Any, path: str = "") -> list[str]:
+    """Value paths of the chart volumes that would become hostPath volumes (`type: hostPath`)."""
+    if isinstance(values, list):
+        return [hit for i, item in enumerate(values) for hit in host_path_volumes(item, f"{path}[{i}]")]
+    if not isinstance(values, dict):
+        return []
+    here = [path.rstrip(".")] if values.get("type") == "hostPath" else []
+    return here + [hit for key, value in values.items() for hit in host_path_volumes(value, f"{path}{key}.")]
+
+
+def enforced_levels(rendered: Rendered) -> dict[str, str]:
+    return {
+        doc["metadata"]["name"]: doc["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce", "")
+        for docs in rendered.documents.values()
+        for doc in docs
+        if doc["kind"] == "Namespace"
+    }
+
+
+def test_no_chart_component_mounts_a_host_path_in_a_namespace_that_refuses_it(stacks: list[Rendered]) -> None:
+    """Pod Security baseline refuses hostPath volumes: a chart default left on would keep its pods from starting."""
+    charts = chart_values_dir()
+    if charts is None:
+        pytest.skip("chart default values not found: set LLM_PLATFORM_CHART_VALUES")
+    checked = 0
+    for rendered in stacks:
+        levels = enforced_levels(rendered)
+        for release in releases(rendered):
+            if levels.get(release.inputs["namespace"]) not in ("baseline", "restricted"):
+                continue
+            defaults = yaml.safe_load((charts / release.inputs["chart"] / "values.yaml").read_text())
+            values = merged(release.inputs["values"], defaults)
+            enabled = {k: v for k, v in values.items() if isinstance(v, dict) and v.get("enabled") is True}
+            assert host_path_volumes(enabled) == [], release.urn
+            checked += 1
+    assert checked >= 2
+
+
+def test_host_path_check_finds_a_chart_default_left_on() -> None:
+    defaults = {"s3": {"enabled": False, "logs": {"type": "hostPath"}}, "master": {"enabled": True, "logs": {}}}
+    values = merged({"s3": {"enabled": True}, "master": {"logs": {"type": "emptyDir"}}}, defaults)
+    assert host_path_volumes({k: v for k, v in values.items() if v.get("enabled")}) == ["s3.logs"]

@@ -6,8 +6,17 @@ import pytest
 
 from autoscaler.accelerators import ACCELERATORS
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, VARIANT_LABEL
+from components.model_server_pod import WeightsVolume, server_args
+from components.model_serving import ModelArgs
 from components.model_storage import MODELS_CLAIM, weights_path
-from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
+from components.pins import (
+    SIMULATOR_IMAGE,
+    SIMULATOR_OPTIONS,
+    TGI_IMAGE,
+    TGI_OPTIONS,
+    VLLM_IMAGE,
+    VLLM_OPTIONS,
+)
 from stack.config import ConfigError, parse_stack_config
 from stack.render import Rendered, validate_rendered
 from tests.conftest import Render, stack_config
@@ -258,3 +267,17 @@ def test_inference_pool_with_its_endpoint_picker(render_config: Render) -> None:
     ]
     allowed = objects(rendered, "NetworkPolicy")[picker]["spec"]["ingress"]
     assert allowed == [{"ports": [{"protocol": "TCP", "port": 9002}]}]
+
+
+@pytest.mark.parametrize("runtime", ["vllm", "tgi", "simulator"])
+def test_every_server_option_exists_in_the_pinned_runtime(runtime: str) -> None:
+    """A server exits at start on an option its version does not have: each runtime gets only options of its own
+    pinned argument parser (the sets in components/pins.py, with where each was confirmed)."""
+    known = {"vllm": VLLM_OPTIONS, "tgi": TGI_OPTIONS, "simulator": SIMULATOR_OPTIONS}[runtime]
+    variant = {"name": "v", "runtime": runtime, "acceleratorType": "L40S", "cost": 1}
+    raw = {"name": "m", "modelID": "org/model-8b", "maxModelLen": 8192, "variants": [variant]}
+    model = ModelArgs.model_validate(raw)
+    args = server_args(model, model.variants[0], WeightsVolume("llm-models", "org/model-8b"))
+    options = [a for a in args if a.startswith("--")]
+    assert options and set(options) <= known
+    assert ("--served-model-name" in options) == (runtime != "tgi")

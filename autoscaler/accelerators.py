@@ -19,6 +19,19 @@ class Accelerator:
     kv_cache_tokens: int  # prior: KV-cache capacity of one replica
     capacity_rps: float  # prior: requests/s one replica serves at ITL <= 100 ms on a conversation mix
 
+    @property
+    def max_num_batched_tokens(self) -> int:
+        """vLLM's default per-step token budget for its OpenAI server (`EngineArgs.get_batch_defaults`, balanced
+        mode): 16384 from 160 GiB of GPU memory, 8192 from 70 GiB except A100, else 2048."""
+        if self.memory_gib >= 160:
+            return 16384
+        return 8192 if self.memory_gib >= 70 and not self.name.startswith("A100") else 2048
+
+    @property
+    def max_num_seqs(self) -> int:
+        """vLLM's default cap on running requests, chosen with the token budget: 1024 with the larger budgets."""
+        return 256 if self.max_num_batched_tokens == 2048 else 1024
+
 
 ACCELERATORS: dict[str, Accelerator] = {
     a.name: a
@@ -30,3 +43,16 @@ ACCELERATORS: dict[str, Accelerator] = {
         Accelerator("H200", ("NVIDIA-H200", "NVIDIA-H200-NVL"), 141, 10.6, 1_100_000, 10.0),
     )
 }
+
+
+# Without a known accelerator type (a variant with its own nodeSelector): the smallest of vLLM's defaults.
+FALLBACK_MAX_NUM_BATCHED_TOKENS = 2048
+FALLBACK_MAX_NUM_SEQS = 256
+
+
+def batch_defaults(accelerator_type: str) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) vLLM's OpenAI server picks on this accelerator type."""
+    known = ACCELERATORS.get(accelerator_type)
+    if known is None:
+        return FALLBACK_MAX_NUM_BATCHED_TOKENS, FALLBACK_MAX_NUM_SEQS
+    return known.max_num_batched_tokens, known.max_num_seqs

@@ -118,6 +118,9 @@ class Variant(ApiModel):
     scale_target_ref: ScaleTargetRef
     capacity_rps: float | None = Field(None, gt=0, description="requests/s per replica at 100 ms inter-token latency")
     decode_step_seconds: float | None = Field(None, gt=0, description="inter-token latency of an idle replica")
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="vLLM's per-step token budget (chunked prefill); default vLLM's for the GPU"
+    )
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> "Variant":
@@ -172,7 +175,7 @@ def spec_from_stack_model(model: Mapping[str, Any]) -> VariantAutoscalingSpec:
 
     Each variant scales the Deployment of its own name. The Pulumi component and the simulator both use this.
     """
-    keep = ("name", "acceleratorType", "cost", "gpusPerReplica", "minReplicas", "maxReplicas")
+    keep = ("name", "acceleratorType", "cost", "gpusPerReplica", "minReplicas", "maxReplicas", "maxNumBatchedTokens")
     variants = [{**{k: v[k] for k in keep if k in v}, "scaleTargetRef": {"name": v["name"]}} for v in model["variants"]]
     return VariantAutoscalingSpec.model_validate({"modelID": model["modelID"], "variants": variants, **_slo(model)})
 

@@ -59,6 +59,8 @@ def server_args(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume |
         args += ["--tensor-parallel-size", str(variant.gpus_per_replica)]
         args += ["--gpu-memory-utilization", str(model.gpu_memory_utilization)]
         args += ["--max-model-len", str(model.max_model_len)] if model.max_model_len else []
+        budget, seqs = variant.batch
+        args += ["--max-num-batched-tokens", str(budget), "--max-num-seqs", str(seqs)]
     elif variant.runtime == "tgi":
         # TGI has no served-model-name: it answers any model name with its one model (pins.TGI_OPTIONS).
         args = ["--model-id", source, "--port", port, "--hostname", "0.0.0.0"]

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from autoscaler.accelerators import ACCELERATORS
+from autoscaler.accelerators import ACCELERATORS, batch_defaults
 from autoscaler.api import (
     DEFAULT_GPUS_PER_REPLICA,
     DEFAULT_MAX_REPLICAS,
@@ -56,6 +56,8 @@ class VariantArgs(ArgsModel):
     # Per replica; the defaults follow the runtime and the GPU count.
     cpu: Quantity | None = None
     memory: Quantity | None = None
+    # vLLM's per-step token budget (chunked prefill); default vLLM's own for the accelerator's memory.
+    max_num_batched_tokens: int | None = Field(None, ge=1)
 
     @property
     def uses_gpus(self) -> bool:
@@ -74,6 +76,20 @@ class VariantArgs(ArgsModel):
         if info.data.get("runtime") in GPU_RUNTIMES and gpus & (gpus - 1):
             raise ValueError("must be a power of two: the tensor parallel size has to divide the model")
         return gpus
+
+    @field_validator("max_num_batched_tokens")
+    @classmethod
+    def _room_for_every_running_request(cls, budget: int | None, info: ValidationInfo) -> int | None:
+        seqs = batch_defaults(info.data.get("accelerator_type") or "")[1]
+        if budget is not None and budget < seqs:
+            raise ValueError(f"must be >= maxNumSeqs ({seqs}): vLLM refuses a budget below its running requests")
+        return budget
+
+    @property
+    def batch(self) -> tuple[int, int]:
+        """(max_num_batched_tokens, max_num_seqs) the server runs with: what the simulator assumes too."""
+        budget, seqs = batch_defaults(self.accelerator_type)
+        return self.max_num_batched_tokens or budget, seqs
 
     @field_validator("min_replicas")
     @classmethod

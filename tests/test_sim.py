@@ -4,7 +4,7 @@ the oracle is the lower bound, runs are deterministic, and the command keeps its
 import csv
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,13 +170,14 @@ def test_replicas_sized_at_the_slo_rate_meet_the_slo_and_more_load_does_not(setu
     mix = {"llama-70b-l40s": 3, "llama-70b-a100": 0, "llama-70b-h100": 0}
     at_rate = materialize(_steady(3 * rates["llama-70b-l40s"], 5), seed=7)  # arrivals the probe never saw
     assert _attainment(setup, at_rate, mix) >= 0.98
-    over = materialize(_steady(3 * 1.3 * rates["llama-70b-l40s"], 5), seed=7)
+    over = materialize(_steady(3 * 1.5 * rates["llama-70b-l40s"], 5), seed=7)
     assert _attainment(setup, over, mix) < 0.97
 
 
 def test_the_oracle_holds_every_gpu_type_to_one_target(setup: Setup) -> None:
-    """5% of prompts of 10k tokens: an L40S needs 2.9 s to prefill one (over the 2 s TTFT objective), an H100 0.8 s.
+    """5% of prompts of 10k tokens: an L40S needs 3.1 s to prefill one (over the 2 s TTFT objective), an H100 0.8 s.
     The oracle must not buy L40S replicas at the lower attainment they can reach; the router still weighs them."""
+    setup = replace(setup, context_tokens=32_768)
     base = synthetic_lengths(5_000, 9)
     long = np.random.default_rng(9).random(5_000) < 0.05
     lengths = Lengths(np.where(long, 10_000, base.input), base.output)

@@ -14,6 +14,7 @@ import numpy as np
 from autoscaler.sim import capacity
 from autoscaler.sim.histogram import BINS, bin_of, histogram, p99
 from autoscaler.sim.profiles import Profile
+from autoscaler.sim.requests import refused
 from autoscaler.sim.serving import Outcome, Replica, Routing, Slo
 from autoscaler.sim.traces import Envelope, Lengths
 
@@ -46,6 +47,8 @@ class FluidReplica:
         self.itl_sum = 0.0
         self.tokens = 0.0
         self.tpot_met = 0.0
+        self.prefix_queries = 0.0  # the aggregate model has no prefix blocks
+        self.prefix_hits = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, self.batch * self.context / self.profile.kv_capacity)
@@ -72,7 +75,9 @@ class FluidReplica:
 class FluidWorkload:
     step_s = STEP_S
 
-    def __init__(self, trace: Envelope, slo: Slo, routing: Routing, seed: int) -> None:
+    def __init__(
+        self, trace: Envelope, slo: Slo, routing: Routing, seed: int, context_tokens: int | None = None
+    ) -> None:
         self.trace = trace
         self.slo = slo
         self.routing = routing
@@ -81,8 +86,12 @@ class FluidWorkload:
         # Expected arrivals per step: Poisson noise is part of the per-request curve; counting it here again would
         # count it twice.
         self.arrivals = trace.rate_at(np.arange(0.0, self.duration_s, STEP_S) + STEP_S / 2) * STEP_S
-        self.mean_in = float(trace.lengths.input.mean())
-        self.mean_out = float(trace.lengths.output.mean())
+        # The share of the population longer than the context is refused at once, as vLLM refuses it.
+        too_long = refused(trace.lengths, context_tokens)
+        self.refused_share = float(too_long.mean())
+        self.population = trace.lengths.pick(np.nonzero(~too_long)[0]) if too_long.any() else trace.lengths
+        self.mean_in = float(self.population.input.mean())
+        self.mean_out = float(self.population.output.mean())
         self.held = 0.0  # arrivals with no replica to go to
         self.requests = 0.0
         self.served = 0.0
@@ -91,8 +100,8 @@ class FluidWorkload:
 
     def new_replica(self, profile: Profile, slo_rate: float) -> FluidReplica:
         if profile not in self.accounts:
-            c = capacity.curve(profile, self.trace.lengths, self.slo, self.routing, self.seed)
-            prefill = np.sort(profile.t0_s + profile.k_tok_s * self.trace.lengths.input.astype(np.float64))
+            c = capacity.curve(profile, self.population, self.slo, self.routing, self.seed)
+            prefill = np.sort(profile.prefill_s(self.population.input.astype(np.float64)))
             fits_idle = float(np.searchsorted(prefill, self.slo.ttft_s, side="right"))
             self.accounts[profile] = _Accounts(c, prefill, fits_idle, np.zeros(BINS), np.zeros(len(c.rates)))
         return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate)
@@ -102,6 +111,7 @@ class FluidWorkload:
         k = int(t // dt)
         arrivals = float(self.arrivals[k]) if k < len(self.arrivals) else 0.0
         self.requests += arrivals
+        arrivals *= 1 - self.refused_share
         live = [r for r in serving if isinstance(r, FluidReplica)]
         pool = self.held + arrivals
         for r in draining:
@@ -150,9 +160,10 @@ class FluidWorkload:
         return Outcome(
             requests=round(self.requests),
             ok=self.ok,
-            dropped=max(0.0, self.requests - self.served),
+            dropped=max(0.0, self.requests * (1 - self.refused_share) - self.served),
             ttft_p99_s=p99(ttft),
             tpot_p99_s=p99(tpot),
+            refused=self.requests * self.refused_share,
         )
 
     def demand(self, window_s: float) -> list[float]:
@@ -161,4 +172,4 @@ class FluidWorkload:
 
     @property
     def lengths(self) -> Lengths:
-        return self.trace.lengths
+        return self.population

@@ -23,9 +23,14 @@ WINDOW_S = 30.0
 UNUSABLE = 1e-9  # the capacity of a GPU type that cannot meet the target: never worth a replica
 
 
-def options(setup: Setup, workload: Workload) -> list[Option]:
-    curves = [capacity.curve(v.profile, workload.lengths, setup.slo, setup.routing, setup.seed) for v in setup.variants]
-    goal = max(c.ceiling() for c in curves)
+def variant_curves(setup: Setup, workload: Workload) -> list[capacity.Curve]:
+    return [capacity.curve(v.profile, workload.lengths, setup.slo, setup.routing, setup.seed) for v in setup.variants]
+
+
+def options(setup: Setup, workload: Workload, goal: float | None = None) -> list[Option]:
+    """Each variant sized at the attainment `goal` (default: what the best GPU type can be held to)."""
+    curves = variant_curves(setup, workload)
+    goal = max(c.ceiling() for c in curves) if goal is None else goal
     return [
         Option(v.spec.name, v.spec.cost, max(UNUSABLE, c.capacity(goal)), v.spec.min_replicas, v.spec.max_replicas)
         for v, c in zip(setup.variants, curves, strict=True)
@@ -42,8 +47,8 @@ class OraclePolicy:
     name = "oracle"
     interval_s = WINDOW_S
 
-    def __init__(self, setup: Setup, workload: Workload) -> None:
-        opts = options(setup, workload)
+    def __init__(self, setup: Setup, workload: Workload, goal: float | None = None) -> None:
+        opts = options(setup, workload, goal)
         self.plans = [cheapest_mix(opts, d).counts for d in demand(workload)]
         self.ahead = math.ceil(setup.cold_start_s / WINDOW_S) + 1
         self.warm_start = self._targets(0.0)

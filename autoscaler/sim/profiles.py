@@ -1,6 +1,9 @@
 """How fast one replica of a variant runs: the iteration-time model of REFERENCE section 9, per accelerator type.
 
-An iteration of continuous batching takes `t0 + k_tok * tokens_in_step + k_kv * kv_tokens_read`. The 70B numbers
+An iteration of continuous batching takes `t0 + k_tok * tokens_in_step + k_kv * kv_tokens_read`, and schedules at
+most `max_num_batched_tokens` tokens (vLLM V1's chunked prefill: decodes first, prompt chunks in what is left) for at
+most `max_num_seqs` running requests; both default to vLLM's own for the GPU (`autoscaler/accelerators.py`). The 70B
+numbers
 are the reference table (4 GPUs a replica); small models (<= 13B parameters) scale them by how much less weight
 and KV-cache a token moves. Absolute values are +-30-50% (tests/test_sim_replica.py checks them against the
 measured Splitwise table); the ratios between accelerators are what the benchmark relies on.
@@ -11,6 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
+from autoscaler.accelerators import batch_defaults
+from autoscaler.sim.traces import Floats
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -19,12 +27,15 @@ class Profile:
     k_kv_s: float  # per KV-cache token read by the iteration's decodes
     kv_capacity: int  # KV-cache tokens a replica holds
     max_num_seqs: int = 256
+    max_num_batched_tokens: int = 2048  # tokens one iteration schedules (decodes plus prompt chunks)
 
     def iteration_s(self, tokens: float, kv_tokens: float) -> float:
         return self.t0_s + self.k_tok_s * tokens + self.k_kv_s * kv_tokens
 
-    def prefill_s(self, input_tokens: float) -> float:
-        return self.t0_s + self.k_tok_s * input_tokens
+    def prefill_s(self, input_tokens: Floats) -> Floats:
+        """An idle replica's prefill of each prompt: ceil(n / budget) iterations, each paying t0, every token once."""
+        chunks = np.maximum(1.0, np.ceil(input_tokens / self.max_num_batched_tokens))
+        return chunks * self.t0_s + self.k_tok_s * input_tokens
 
     def work_s(self, input_tokens: float, output_tokens: float) -> float:
         """Busy seconds one request adds beyond the fixed cost of iterations: its tokens and its KV reads."""
@@ -40,16 +51,18 @@ class Profile:
         return min(rate, batch_limit / (output_tokens * itl_s))
 
 
-def _ms(t0: float, k_tok: float, k_kv_per_m: float, kv: int) -> Profile:
-    return Profile(t0 / 1000, k_tok / 1000, k_kv_per_m / 1000 / 1e6, kv)
+def _ms(accelerator: str, t0: float, k_tok: float, k_kv_per_m: float, kv: int) -> Profile:
+    budget, seqs = batch_defaults(accelerator)
+    return Profile(t0 / 1000, k_tok / 1000, k_kv_per_m / 1000 / 1e6, kv, seqs, budget)
 
 
+# KV capacities hold for Llama-2-70B and Llama-3.x-70B alike: both have 80 layers of 8 KV heads of 128 dimensions.
 LARGE: dict[str, Profile] = {
-    "L40S": _ms(28.0, 0.293, 119, 279_000),
-    "A100-40GB": _ms(31.7, 0.210, 50, 30_000),
-    "A100-80GB": _ms(24.6, 0.210, 50, 476_000),
-    "H100": _ms(15.2, 0.081, 31, 472_000),
-    "H200": _ms(10.6, 0.070, 21, 1_100_000),
+    "L40S": _ms("L40S", 28.0, 0.293, 119, 279_000),
+    "A100-40GB": _ms("A100-40GB", 31.7, 0.210, 50, 30_000),
+    "A100-80GB": _ms("A100-80GB", 24.6, 0.210, 50, 476_000),
+    "H100": _ms("H100", 15.2, 0.081, 31, 472_000),
+    "H200": _ms("H200", 10.6, 0.070, 21, 1_100_000),
 }
 SMALL_MODEL_MAX_BILLIONS = 13
 # An 8B model on the same GPUs: about 1/9 of the weights per token, 1/2.5 of the KV-cache per token.
@@ -61,13 +74,32 @@ def is_small(model_id: str) -> bool:
     return bool(sizes) and max(sizes) <= SMALL_MODEL_MAX_BILLIONS
 
 
-def profile_for(accelerator: str, model_id: str, overrides: Mapping[str, Mapping[str, Any]]) -> Profile:
-    """The profile of an accelerator type for a model; `overrides` come from the stack's `simulator.profiles`."""
+# The context a model is served with when the stack sets no maxModelLen: vLLM takes the model's own.
+CONTEXT_TOKENS = ((r"llama-2", 4096), (r"llama-3\.[1-9]", 131072), (r"llama-3", 8192))
+
+
+def context_tokens(model_id: str, max_model_len: int | None) -> int | None:
+    """Longest prompt plus output vLLM accepts; None for a model this table does not know (nothing is refused)."""
+    if max_model_len:
+        return max_model_len
+    return next((n for pattern, n in CONTEXT_TOKENS if re.search(pattern, model_id.lower())), None)
+
+
+def profile_for(
+    accelerator: str, model_id: str, overrides: Mapping[str, Mapping[str, Any]], budget: int | None = None
+) -> Profile:
+    """The profile of an accelerator type for a model; `overrides` come from the stack's `simulator.profiles`,
+    `budget` from the variant's `maxNumBatchedTokens` (the same value its vLLM server gets)."""
     base = LARGE.get(accelerator, LARGE["A100-80GB"])
+    base = replace(base, max_num_batched_tokens=budget or base.max_num_batched_tokens)
     if is_small(model_id):
         s = SMALL_SCALE
-        base = Profile(
-            base.t0_s * s["t0"], base.k_tok_s * s["k_tok"], base.k_kv_s * s["k_kv"], int(base.kv_capacity * s["kv"])
+        base = replace(
+            base,
+            t0_s=base.t0_s * s["t0"],
+            k_tok_s=base.k_tok_s * s["k_tok"],
+            k_kv_s=base.k_kv_s * s["k_kv"],
+            kv_capacity=int(base.kv_capacity * s["kv"]),
         )
     o = overrides.get(accelerator, {})
     return replace(

@@ -49,6 +49,7 @@ class Result:
     gpu_hours: dict[str, float]
     scale_events: int
     dropped: float
+    refused: float  # over the model's context: answered with an error by any policy, so not in the attainment
     timeline: Timeline
 
     def summary(self) -> dict[str, object]:
@@ -63,13 +64,14 @@ class Result:
             "gpu_hours": {k: round(v, 2) for k, v in self.gpu_hours.items()},
             "scale_events": self.scale_events,
             "dropped": round(self.dropped),
+            "refused": round(self.refused),
         }
 
 
 def workload_for(trace: Trace, setup: Setup) -> Workload:
     if isinstance(trace, Envelope):
-        return FluidWorkload(trace, setup.slo, setup.routing, setup.seed)
-    return RequestWorkload(trace, setup.slo, setup.routing)
+        return FluidWorkload(trace, setup.slo, setup.routing, setup.seed, setup.context_tokens)
+    return RequestWorkload(trace, setup.slo, setup.routing, setup.context_tokens)
 
 
 def make_policy(name: str, setup: Setup, workload: Workload) -> policies.Policy:
@@ -138,13 +140,14 @@ class Cluster:
         return Result(
             policy=policy.name,
             requests=out.requests,
-            slo_attainment=out.ok / out.requests if out.requests else 1.0,
+            slo_attainment=out.ok / (out.requests - out.refused) if out.requests > out.refused else 1.0,
             ttft_p99_s=out.ttft_p99_s,
             tpot_p99_s=out.tpot_p99_s,
             cost_usd=self.cost,
             gpu_hours=self.gpu_hours,
             scale_events=self.events,
             dropped=out.dropped,
+            refused=out.refused,
             timeline=timeline,
         )
 

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 from autoscaler.sim.profiles import Profile
 from autoscaler.sim.traces import Lengths
 
-Routing = Literal["least-work", "round-robin"]
+Routing = Literal["least-work", "round-robin", "prefix-aware"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Replica(Protocol):
     itl_sum: float  # vllm:inter_token_latency_seconds_sum
     tokens: float  # vllm:inter_token_latency_seconds_count
     tpot_met: float  # vllm:request_time_per_output_token_seconds_bucket{le=<the TPOT objective>}
+    prefix_queries: float  # vllm:prefix_cache_queries_total (prompt tokens looked up)
+    prefix_hits: float  # vllm:prefix_cache_hits_total (prompt tokens found cached)
 
     def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
 
@@ -37,6 +39,7 @@ class Outcome:
     dropped: float  # arrived but never finished
     ttft_p99_s: float
     tpot_p99_s: float
+    refused: float = 0.0  # longer than the model's context: vLLM answers them with an error at once
 
 
 class Workload(Protocol):

@@ -11,7 +11,7 @@ import yaml
 from autoscaler.api import SimulatorSettings, Thresholds, spec_from_stack_model
 from autoscaler.engine import VariantSpec
 from autoscaler.priors import variant_spec
-from autoscaler.sim.profiles import Profile, profile_for
+from autoscaler.sim.profiles import Profile, context_tokens, profile_for
 from autoscaler.sim.serving import Routing, Slo
 
 Prices = Literal["seed", "aws-2025"]
@@ -34,6 +34,7 @@ class Setup:
     variants: tuple[SimVariant, ...]
     thresholds: Thresholds
     slo: Slo
+    context_tokens: int | None = None  # longest prompt plus output the model's servers accept
     cold_start_s: float = DEFAULT_COLD_START_S
     routing: Routing = "least-work"
     seed: int = 0
@@ -61,7 +62,8 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
         engine = variant_spec(v)
         if prices == "aws-2025" and v.accelerator_type in AWS_2025:
             engine = replace(engine, cost=AWS_2025[v.accelerator_type] * v.gpus_per_replica / 4)
-        profile = profile_for(v.accelerator_type, spec.model_id, overrides)
+        profile = profile_for(v.accelerator_type, spec.model_id, overrides, v.max_num_batched_tokens)
         variants.append(SimVariant(engine, v.accelerator_type, v.gpus_per_replica, profile))
     slo = Slo(spec.slo.ttft_seconds, spec.slo.tpot_seconds)
-    return Setup(spec.model_id, tuple(variants), thresholds, slo, cold_start_s)
+    context = context_tokens(spec.model_id, model.get("maxModelLen"))
+    return Setup(spec.model_id, tuple(variants), thresholds, slo, context, cold_start_s)

@@ -21,10 +21,22 @@ Ints = NDArray[np.int64]
 MEAN_INPUT, MEAN_OUTPUT = 1155.0, 211.0
 
 
+# Prefix blocks of the Mooncake format: `hash_ids[k]` names the k-th 512-token block of the prompt.
+HASH_BLOCK_TOKENS = 512
+Hashes = tuple[tuple[int, ...], ...]
+
+
 @dataclass(frozen=True)
 class Lengths:
+    """Request lengths, in trace order; with prefix block hashes where the trace has them."""
+
     input: Ints
     output: Ints
+    hashes: Hashes | None = None
+
+    def pick(self, index: Ints) -> "Lengths":
+        hashes = tuple(self.hashes[i] for i in index) if self.hashes is not None else None
+        return Lengths(self.input[index], self.output[index], hashes)
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ def _azure(path: Path) -> Requests:
     order = np.argsort(stamps, kind="stable")
     arrival = np.array(stamps)[order] - start
     lengths = _lengths([(int(r[1]), int(r[2])) for r in rows])
-    return Requests(arrival, Lengths(lengths.input[order], lengths.output[order]))
+    return Requests(arrival, lengths.pick(order))
 
 
 def _mooncake(path: Path) -> Requests:
@@ -112,7 +124,9 @@ def _mooncake(path: Path) -> Requests:
         records = [json.loads(line) for line in f if line.strip()]
     records.sort(key=lambda r: r["timestamp"])
     arrival = np.array([r["timestamp"] / 1000 for r in records], dtype=np.float64)
-    return Requests(arrival - arrival[0], _lengths([(r["input_length"], r["output_length"]) for r in records]))
+    lengths = _lengths([(r["input_length"], r["output_length"]) for r in records])
+    hashes = tuple(tuple(int(h) for h in r.get("hash_ids") or ()) for r in records)
+    return Requests(arrival - arrival[0], Lengths(lengths.input, lengths.output, hashes if any(hashes) else None))
 
 
 def synthetic_lengths(n: int, seed: int) -> Lengths:
@@ -154,7 +168,7 @@ def scaled(trace: Trace, factor: float, seed: int) -> Trace:
     index = np.repeat(np.arange(len(trace.arrival_s)), copies.astype(np.int64))
     arrival = trace.arrival_s[index] + np.where(np.diff(index, prepend=-1) == 0, rng.random(len(index)), 0.0)
     order = np.argsort(arrival, kind="stable")
-    return Requests(arrival[order], Lengths(trace.lengths.input[index][order], trace.lengths.output[index][order]))
+    return Requests(arrival[order], trace.lengths.pick(index[order]))
 
 
 def materialize(envelope: Envelope, seed: int) -> Requests:
@@ -165,7 +179,7 @@ def materialize(envelope: Envelope, seed: int) -> Requests:
     arrival = np.repeat(seconds, counts) + rng.random(int(counts.sum()))
     arrival.sort()
     pick = rng.integers(0, len(envelope.lengths.input), len(arrival))
-    return Requests(arrival, Lengths(envelope.lengths.input[pick], envelope.lengths.output[pick]))
+    return Requests(arrival, envelope.lengths.pick(pick))
 
 
 def mixed(a: Lengths, b: Lengths, share_b: float, n: int, seed: int) -> Lengths:

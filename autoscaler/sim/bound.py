@@ -1,0 +1,61 @@
+"""The lower bound as a curve: the oracle's cost at every attainment it can reach, so a policy is compared with
+what a perfect planner pays for the same service level, not for a different one.
+
+The oracle is run once per attainment goal (each GPU type sized at the goal on its per-request curve); the bound
+at an attainment is the cheapest run that reached at least it, so the curve never falls as attainment rises, and
+between runs it is interpolated linearly.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from autoscaler.sim import oracle
+from autoscaler.sim.run import Cluster, Result, workload_for
+from autoscaler.sim.setup import Setup
+from autoscaler.sim.traces import Trace
+
+# Attainment goals the oracle is sized at, up to what the best GPU type reaches lightly loaded.
+GOALS = (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+
+
+@dataclass(frozen=True)
+class Bound:
+    attainment: tuple[float, ...]  # rising
+    cost_usd: tuple[float, ...]  # never falling
+
+    def cost_at(self, attainment: float) -> float | None:
+        """The bound's cost at an attainment; None above the highest the oracle reached (no bound there)."""
+        if not self.attainment or attainment > self.attainment[-1]:
+            return None
+        return float(np.interp(attainment, self.attainment, self.cost_usd))
+
+    def ratio(self, result: Result) -> float | None:
+        """A policy's cost over the bound's at the policy's own attainment."""
+        cost = self.cost_at(result.slo_attainment)
+        return result.cost_usd / cost if cost else None
+
+
+def envelope(points: list[tuple[float, float]]) -> Bound:
+    """The cheapest cost for at least each attainment, from (attainment, cost) runs."""
+    kept: list[tuple[float, float]] = []
+    for a, c in sorted(points, reverse=True):  # from the highest attainment down
+        if not kept or c < kept[-1][1]:
+            kept.append((a, c))
+    kept.reverse()
+    return Bound(tuple(a for a, _ in kept), tuple(c for _, c in kept))
+
+
+def goals(setup: Setup, trace: Trace) -> list[float]:
+    """The sweep: every goal below the best GPU type's light-load attainment, and the oracle's own goal."""
+    ceiling = max(c.ceiling() for c in oracle.variant_curves(setup, workload_for(trace, setup)))
+    return sorted({g for g in GOALS if g < ceiling + 0.01} | {ceiling})
+
+
+def sweep(setup: Setup, trace: Trace) -> tuple[Bound, list[Result]]:
+    """The oracle at every goal, and the bound they make."""
+    runs = []
+    for goal in goals(setup, trace):
+        workload = workload_for(trace, setup)
+        runs.append(Cluster(setup, workload).run(oracle.OraclePolicy(setup, workload, goal), None))
+    return envelope([(r.slo_attainment, r.cost_usd) for r in runs]), runs

@@ -1,5 +1,5 @@
 """Results for people: a table, and plots (load and replicas per variant over time; cost against SLO
-attainment per policy)."""
+attainment per policy, over the oracle's cost curve)."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from autoscaler.sim.bound import Bound
 from autoscaler.sim.run import Result
 
 
@@ -27,7 +28,7 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(rows)
 
 
-def plots(results: Sequence[Result], folder: Path, title: str = "") -> list[Path]:
+def plots(results: Sequence[Result], folder: Path, title: str = "", curve: Bound | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for r in results:
@@ -48,6 +49,9 @@ def plots(results: Sequence[Result], folder: Path, title: str = "") -> list[Path
         plt.close(fig)
         written.append(path)
     fig, ax = plt.subplots(figsize=(6, 4))
+    if curve is not None:
+        ax.plot([a * 100 for a in curve.attainment], curve.cost_usd, color="grey", marker=".", label="oracle curve")
+        ax.legend(loc="upper left", fontsize=8)
     for r in results:
         ax.scatter(r.slo_attainment * 100, r.cost_usd)
         ax.annotate(r.policy, (r.slo_attainment * 100, r.cost_usd), fontsize=8)

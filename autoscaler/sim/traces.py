@@ -129,10 +129,12 @@ def _mooncake(path: Path) -> Requests:
     return Requests(arrival - arrival[0], Lengths(lengths.input, lengths.output, hashes if any(hashes) else None))
 
 
-def synthetic_lengths(n: int, seed: int) -> Lengths:
+def synthetic_lengths(
+    n: int, seed: int, mean_input: float = MEAN_INPUT, mean_output: float = MEAN_OUTPUT, sigma: float = 0.8
+) -> Lengths:
+    """Log-normal prompt and output lengths with these means (default the Azure conversation's)."""
     rng = np.random.default_rng(seed)
-    sigma = 0.8
-    mu_in, mu_out = math.log(MEAN_INPUT) - sigma**2 / 2, math.log(MEAN_OUTPUT) - sigma**2 / 2
+    mu_in, mu_out = math.log(mean_input) - sigma**2 / 2, math.log(mean_output) - sigma**2 / 2
     return Lengths(
         np.maximum(rng.lognormal(mu_in, sigma, n), 1).astype(np.int64),
         np.maximum(rng.lognormal(mu_out, sigma, n), 1).astype(np.int64),
@@ -169,6 +171,12 @@ def scaled(trace: Trace, factor: float, seed: int) -> Trace:
     arrival = trace.arrival_s[index] + np.where(np.diff(index, prepend=-1) == 0, rng.random(len(index)), 0.0)
     order = np.argsort(arrival, kind="stable")
     return Requests(arrival[order], trace.lengths.pick(index[order]))
+
+
+def relengthen(trace: Requests, lengths: Lengths, seed: int) -> Requests:
+    """The same arrivals (their burstiness) with lengths drawn from another population."""
+    pick = np.random.default_rng(seed).integers(0, len(lengths.input), len(trace.arrival_s))
+    return Requests(trace.arrival_s, lengths.pick(pick))
 
 
 def materialize(envelope: Envelope, seed: int) -> Requests:

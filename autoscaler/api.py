@@ -95,10 +95,30 @@ class ReplicaProfile(ApiModel):
     max_num_seqs: int | None = Field(None, ge=1)
 
 
+class GpuSupply(ApiModel):
+    """What a cluster can give one accelerator type: replicas schedulable at once, of which `warmPool` have their
+    nodes up; a replica beyond the warm pool waits `provisionSeconds` for a node to be added."""
+
+    inventory: int = Field(ge=0)
+    warm_pool: int | None = Field(None, ge=0, description="default: the whole inventory (no node to add)")
+    provision_seconds: float = Field(300.0, ge=0, description="a GPU node added by a cluster autoscaler")
+
+    @model_validator(mode="after")
+    def _warm_within_inventory(self) -> "GpuSupply":
+        if self.warm_pool is not None and self.warm_pool > self.inventory:
+            raise ValueError(f"warmPool ({self.warm_pool}) must be <= inventory ({self.inventory})")
+        return self
+
+    @property
+    def warm(self) -> int:
+        return self.inventory if self.warm_pool is None else self.warm_pool
+
+
 class SimulatorSettings(ApiModel):
     """`llm-platform:simulator` in a stack file: read by `python -m autoscaler.sim`, ignored by `pulumi up`."""
 
     profiles: dict[str, ReplicaProfile] = Field(default_factory=dict)
+    supply: dict[str, GpuSupply] = Field(default_factory=dict)  # per accelerator type; absent: unlimited
 
 
 class ScaleTargetRef(ApiModel):

@@ -14,8 +14,9 @@ from kubernetes import client
 
 from autoscaler.api import spec_from_stack_model
 from autoscaler.controller import Controller, Settings
-from autoscaler.kube import DeploymentState, Kube, ServingPod
+from autoscaler.kube import Kube
 from autoscaler.metrics import QUERIES
+from autoscaler.observe import DeploymentState, ServingPod
 
 VARIANTS = (("l40s", "L40S", 5.0), ("a100", "A100-80GB", 20.0), ("h100", "H100", 40.0))
 NOW = 1_700_000_000.0

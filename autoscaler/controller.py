@@ -21,9 +21,10 @@ from autoscaler.api import (
     parse_thresholds_configmap,
     thresholds_for,
 )
-from autoscaler.engine import Decision, Memory, Mode, Observation, ReplicaSample, Tuning, VariantStatus, decide
-from autoscaler.kube import DeploymentState, Kube, ServingPod
+from autoscaler.engine import Decision, Memory, Mode, Tuning, VariantStatus, decide
+from autoscaler.kube import Kube
 from autoscaler.metrics import Query, Snapshot, collect
+from autoscaler.observe import DeploymentState, ServingPod, observation, variant_status
 from autoscaler.priors import variant_spec
 from autoscaler.telemetry import Telemetry
 
@@ -146,23 +147,29 @@ class Controller:
             )
         else:
             conditions["TargetResolved"] = ("True", "Resolved", f"{len(refs)} Deployments found")
-        status = {
-            name: VariantStatus(name, d.desired, d.current, d.ready)
-            for name, ref in refs.items()
-            if (d := world.deployments.get((ns, ref))) is not None
-        }
-        observation, metrics_problem = self._observe(spec, ns, world, now)
+        status = variant_status(refs, ns, world.deployments, world.pods)
+        watched_since = self._watched.setdefault((ns, spec.model_id), now)
+        observed, metrics_problem = observation(
+            spec,
+            ns,
+            world.pods,
+            world.snapshot,
+            world.prometheus_error,
+            now - watched_since,
+            self.settings.retention_s,
+            now,
+        )
         thresholds = thresholds_for(spec.model_id, ns, *self.thresholds)
         tuning = Tuning(tpot_slo_s=spec.slo.tpot_seconds, stale_after_s=self.settings.stale_after_s)
         variants = [variant_spec(v) for v in spec.variants]
         decision, memory = decide(
-            self.settings.mode, variants, thresholds, status, observation, self.memory.get(key, Memory()), now, tuning
+            self.settings.mode, variants, thresholds, status, observed, self.memory.get(key, Memory()), now, tuning
         )
         if metrics_problem or not decision.metrics_available:
             message = metrics_problem or decision.reason
             conditions["MetricsAvailable"] = ("False", "MetricsUnavailable", f"{message}; holding replicas")
         else:
-            conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observation.samples)} replicas reporting")
+            conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observed.samples)} replicas reporting")
         acted = conditions["TargetResolved"][0] == "True" and conditions["MetricsAvailable"][0] == "True"
         failed = []
         if acted:
@@ -178,42 +185,6 @@ class Controller:
         rows = [(n, status.get(n), decision.targets.get(n), measured.get(n, {})) for n in refs]
         self._report(obj, rows, decision, conditions, now)
         self._export(spec, ns, status, decision, acted)
-
-    def _observe(
-        self, spec: VariantAutoscalingSpec, ns: str, world: World, now: float
-    ) -> tuple[Observation, str | None]:
-        """Samples of the model's live, ready pods; and why they are not usable, in words a person can act on."""
-        if world.snapshot is None:
-            return Observation((), None, None), world.prometheus_error
-        names = {v.name for v in spec.variants}
-        live = [p for p in world.pods if p.namespace == ns and p.variant in names and p.ready]
-        samples, seen = [], []
-        for pod in live:
-            m = world.snapshot.pods.get((ns, pod.name))
-            if m is None or m.kv is None or m.queue is None:
-                continue
-            seen.append(m.last_seen or 0.0)
-            finished, met = m.tpot_within(spec.slo.tpot_seconds) or (None, None)
-            samples.append(
-                ReplicaSample(pod.variant, pod.name, m.kv, m.queue, m.throughput or 0.0, m.itl_s, finished, met)
-            )
-        names_seen = world.snapshot.model_names_in(ns)
-        retention = world.snapshot.requests_in_retention.get((ns, spec.model_id))
-        problem = None
-        if live and not samples:
-            problem = (
-                f"no series for the pods of model_name={spec.model_id} in namespace {ns}; "
-                f"model names seen: {', '.join(names_seen) or 'none'}"
-            )
-        elif samples and spec.model_id not in names_seen:
-            # Per-pod metrics still work, but the idle check reads by model name: never scale to zero on it.
-            retention = None
-        # "No requests over the window" needs the window watched: a counter that appeared a minute ago proves nothing.
-        watched_since = self._watched.setdefault((ns, spec.model_id), now)
-        if now - watched_since < self.settings.retention_s:
-            retention = None
-        age = now - max(seen) if seen else None
-        return Observation(tuple(samples), age, retention), problem
 
     @staticmethod
     def _measured(spec: VariantAutoscalingSpec, ns: str, world: World) -> dict[str, dict[str, Any]]:

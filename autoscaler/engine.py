@@ -41,12 +41,15 @@ class VariantSpec:
 
 @dataclass(frozen=True)
 class VariantStatus:
-    """Replica counts of a variant's Deployment: spec (desired), status (current) and ready."""
+    """Replica counts of a variant's Deployment: spec (desired), status (current) and ready; and its pods the
+    scheduler cannot place (no node with a free GPU of the type), with the scheduler's message."""
 
     name: str
     desired: int
     current: int
     ready: int
+    unschedulable: int = 0
+    scheduler_message: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,31 +7,16 @@ leader Lease.
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler.api import GROUP, PLURAL, SERVING_LABEL, VARIANT_LABEL, VERSION
+from autoscaler.observe import DeploymentState, ServingPod
 
 CONFLICT_RETRIES = 3
 FIELD_MANAGER = "llm-platform-autoscaler"
-
-
-@dataclass(frozen=True)
-class DeploymentState:
-    desired: int
-    current: int
-    ready: int
-
-
-@dataclass(frozen=True)
-class ServingPod:
-    namespace: str
-    name: str
-    variant: str
-    ready: bool
 
 
 def _utc(when: float) -> dt.datetime:
@@ -72,7 +57,11 @@ class Kube:
         ).items
         return [
             ServingPod(
-                p.metadata.namespace, p.metadata.name, (p.metadata.labels or {}).get(VARIANT_LABEL, ""), _ready(p)
+                p.metadata.namespace,
+                p.metadata.name,
+                (p.metadata.labels or {}).get(VARIANT_LABEL, ""),
+                getattr(_condition(p, "Ready"), "status", None) == "True",
+                _unschedulable(p),
             )
             for p in items
             if p.metadata.deletion_timestamp is None
@@ -168,6 +157,14 @@ class Kube:
         )
 
 
-def _ready(pod: Any) -> bool:
+def _condition(pod: Any, kind: str) -> Any:
     conditions = pod.status.conditions if pod.status and pod.status.conditions else []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+    return next((c for c in conditions if c.type == kind), None)
+
+
+def _unschedulable(pod: Any) -> str | None:
+    """The scheduler's message for a pod it cannot place (PodScheduled=False, reason Unschedulable)."""
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled is None or scheduled.status != "False" or scheduled.reason != "Unschedulable":
+        return None
+    return str(scheduled.message or "Unschedulable")

@@ -1,12 +1,13 @@
-"""What the autoscaler sees of the simulated replicas: vLLM's metrics scraped every 15 s and queried the way
+"""What the autoscaler sees of the simulated replicas: vLLM's metrics scraped every 15 s and read the way
 `autoscaler/metrics.py` queries Prometheus (`max_over_time[1m]` for the gauges, `rate[1m]` for the counters,
-histogram sum over count for the mean inter-token latency, `increase[5m]` of the per-request TPOT histogram). Only
-ready, live pods have series."""
+histogram sum over count for the mean inter-token latency, `increase[5m]` of the per-request TPOT histogram), as
+the same `Snapshot` the controller collects. Only ready, live pods have series; a removed pod's go with it."""
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
-from autoscaler.engine import Observation, ReplicaSample
+from autoscaler.metrics import PodMetrics, Snapshot
 from autoscaler.sim.serving import Replica
 
 SCRAPE_S = 15.0
@@ -45,27 +46,32 @@ class Prometheus:
             self.finished.popleft()
         self.last_scrape = t
 
-    def observe(self, t: float, variant_of: dict[str, str]) -> Observation:
-        """The observation of the pods in `variant_of` (live and ready), as the controller would build it."""
-        samples = tuple(self._sample(name, variant_of[name], t) for name in variant_of if self.series.get(name))
-        age = t - self.last_scrape if samples and self.last_scrape is not None else None
-        retention = self.finished[-1][1] - self.finished[0][1] if self.finished else None
-        return Observation(samples, age, retention)
+    def snapshot(self, t: float, namespace: str, model_id: str, tpot_objective_s: float) -> Snapshot:
+        """What `autoscaler/metrics.py` would collect from this Prometheus at t: the series of the pods still
+        scraped, and the model's finished requests over the retention window."""
+        pods = {
+            (namespace, name): self._metrics(series, t, model_id, tpot_objective_s)
+            for name, series in self.series.items()
+        }
+        retention = {(namespace, model_id): self.finished[-1][1] - self.finished[0][1]} if self.finished else {}
+        return Snapshot(t, pods, retention)
 
-    def _sample(self, name: str, variant: str, t: float) -> ReplicaSample:
-        series = self.series[name]
-        points = [p for p in series if p.t > t - WINDOW_S]
+    @staticmethod
+    def _metrics(series: deque[_Scrape], t: float, model_id: str, tpot_objective_s: float) -> PodMetrics:
+        points = [p for p in series if p.t > t - WINDOW_S] or [series[-1]]
         first, last = points[0], points[-1]
         span = last.t - first.t
         tokens = last.tokens - first.tokens
         oldest = series[0]
-        return ReplicaSample(
-            variant=variant,
-            pod=name,
+        return PodMetrics(
             kv=max(p.kv for p in points),
             queue=max(p.queue for p in points),
             throughput=(last.completed - first.completed) / span if span > 0 else 0.0,
             itl_s=(last.itl_sum - first.itl_sum) / tokens if tokens > 0 else None,
-            tpot_requests=last.completed - oldest.completed,
-            tpot_met=last.tpot_met - oldest.tpot_met,
+            last_seen=last.t,
+            model_name=model_id,
+            tpot_buckets={
+                tpot_objective_s: last.tpot_met - oldest.tpot_met,
+                math.inf: last.completed - oldest.completed,
+            },
         )

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from autoscaler.engine import Observation, VariantStatus
+from autoscaler.observe import DeploymentState, ServingPod, observation, variant_status
 from autoscaler.sim import capacity, policies
 from autoscaler.sim.fluid import FluidWorkload
 from autoscaler.sim.oracle import OraclePolicy, StaticPeakPolicy
-from autoscaler.sim.prometheus import SCRAPE_S, Prometheus
+from autoscaler.sim.prometheus import RETENTION_S, SCRAPE_S, Prometheus
 from autoscaler.sim.requests import RequestWorkload
 from autoscaler.sim.serving import Replica, Workload
 from autoscaler.sim.setup import Setup
@@ -22,13 +23,25 @@ TIMELINE_S = 60.0
 SCRAPE_OFFSET_S = 5.0  # scrapes land between decisions: the controller sees samples 10-25 s old
 
 
+NAMESPACE = "llm"
+NEVER = float("inf")
+
+
 @dataclass
 class Pod:
+    """A model-server pod: placed on a node when its GPU type has room (else Unschedulable), billed from when its
+    node is up, serving from `ready_at`."""
+
     name: str
     variant: str
-    ready_at: float
     replica: Replica
+    node_up_at: float = NEVER  # NEVER while the scheduler cannot place it
+    ready_at: float = NEVER
     draining: bool = False
+
+    @property
+    def placed(self) -> bool:
+        return self.node_up_at < NEVER
 
 
 @dataclass
@@ -109,7 +122,7 @@ class Cluster:
     def run(self, policy: policies.Policy, progress: TextIO | None) -> Result:
         w, dt = self.workload, self.workload.step_s
         warm = getattr(policy, "warm_start", None) or OraclePolicy(self.setup, w).warm_start
-        self._apply(warm, now=0.0, ready_at=0.0)
+        self._apply(warm, now=0.0, warm_start=True)
         self.events = 0
         timeline = Timeline(replicas={n: [] for n in self.variants})
         load = w.demand(TIMELINE_S)
@@ -130,8 +143,8 @@ class Cluster:
                     _bar(progress, t / end)
             ready = [p for p in self.pods if not p.draining and p.ready_at <= t]
             w.step(t, [p.replica for p in ready], [p.replica for p in self.pods if p.draining])
-            self._bill(dt)
-            self._reap()
+            self._bill(t, dt)
+            self._reap(t)
             t += dt
         if progress is not None:
             _bar(progress, 1.0)
@@ -154,23 +167,42 @@ class Cluster:
     def _live(self, variant: str) -> list[Pod]:
         return [p for p in self.pods if p.variant == variant and not p.draining]
 
+    def _pod_list(self, t: float) -> list[ServingPod]:
+        """The pod list as the API server shows it: live pods, ready or not, the unplaced ones Unschedulable."""
+        return [
+            ServingPod(NAMESPACE, p.name, p.variant, p.ready_at <= t, None if p.node_up_at <= t else self._message(p))
+            for p in self.pods
+            if not p.draining
+        ]
+
+    def _message(self, pod: Pod) -> str:
+        v = self.variants[pod.variant]
+        supply = self.setup.supply.get(v.accelerator)
+        nodes = supply.inventory if supply else 0
+        if pod.placed:
+            return f"0/{nodes} nodes are available: {v.gpus} Insufficient nvidia.com/gpu (a node is being added)"
+        return f"0/{nodes} nodes are available: {nodes} Insufficient nvidia.com/gpu"
+
     def _status(self, t: float) -> dict[str, VariantStatus]:
-        return {
-            n: VariantStatus(n, self.targets.get(n, 0), len(live), sum(1 for p in live if p.ready_at <= t))
+        pods = self._pod_list(t)
+        deployments = {
+            (NAMESPACE, n): DeploymentState(self.targets.get(n, 0), len(live), sum(1 for p in live if p.ready_at <= t))
             for n in self.variants
             for live in [self._live(n)]
         }
+        return variant_status({n: n for n in self.variants}, NAMESPACE, deployments, pods)
 
     def _observe(self, t: float) -> Observation:
-        ready = {p.name: p.variant for p in self.pods if not p.draining and p.ready_at <= t}
-        return self.prometheus.observe(t, ready)
+        snapshot = self.prometheus.snapshot(t, NAMESPACE, self.setup.model_id, self.setup.slo.tpot_s)
+        observed, _ = observation(self.setup.spec, NAMESPACE, self._pod_list(t), snapshot, None, t, RETENTION_S, t)
+        return observed
 
     def _scrape(self, t: float) -> None:
         ready = {p.name: p.replica for p in self.pods if not p.draining and p.ready_at <= t}
         total = self.completed_gone + sum(p.replica.completed for p in self.pods)
         self.prometheus.scrape(t, ready, total)
 
-    def _apply(self, targets: dict[str, int], now: float, ready_at: float | None = None) -> None:
+    def _apply(self, targets: dict[str, int], now: float, warm_start: bool = False) -> None:
         for name, want in targets.items():
             if want != self.targets.get(name):
                 self.events += 1
@@ -179,25 +211,42 @@ class Cluster:
             v = self.variants[name]
             for _ in range(want - len(live)):
                 self.serial += 1
-                start = now + self.setup.cold_start_s if ready_at is None else ready_at
-                pod = Pod(
-                    f"{name}-{self.serial}", name, start, self.workload.new_replica(v.profile, self.slo_rates[name])
-                )
-                self.pods.append(pod)
-            # Remove starting pods first (newest first), then the ready ones with the least work.
+                replica = self.workload.new_replica(v.profile, self.slo_rates[name])
+                self.pods.append(Pod(f"{name}-{self.serial}", name, replica))
+            # Remove unplaced and starting pods first (newest first), then the ready ones with the least work.
             for pod in sorted(live, key=lambda p: (-p.ready_at, p.replica.waiting()))[: max(0, len(live) - want)]:
                 pod.draining = True
+        self._place(now, warm_start)
 
-    def _bill(self, dt: float) -> None:
+    def _place(self, now: float, warm_start: bool = False) -> None:
+        """Give waiting pods a node, oldest first, while their GPU type has room: within the warm pool at once,
+        beyond it once a node is added. The warm start of a run finds its pods ready."""
+        for pod in self.pods:
+            if pod.placed or pod.draining:
+                continue
+            v = self.variants[pod.variant]
+            supply = self.setup.supply.get(v.accelerator)
+            held = sum(1 for p in self.pods if p.placed and self.variants[p.variant].accelerator == v.accelerator)
+            if supply is not None and held >= supply.inventory:
+                continue
+            delay = supply.provision_seconds if supply is not None and held >= supply.warm else 0.0
+            pod.node_up_at = now if warm_start else now + delay
+            pod.ready_at = now if warm_start else pod.node_up_at + self.setup.cold_start_s
+
+    def _bill(self, t: float, dt: float) -> None:
         for p in self.pods:
+            if p.node_up_at > t:
+                continue  # not placed, or its node not up yet: nothing is billed
             v = self.variants[p.variant]
             self.cost += v.spec.cost * dt / 3600
             self.gpu_hours[v.accelerator] += v.gpus * dt / 3600
 
-    def _reap(self) -> None:
+    def _reap(self, t: float) -> None:
         done = [p for p in self.pods if p.draining and p.replica.idle()]
         self.completed_gone += sum(p.replica.completed for p in done)
         self.pods = [p for p in self.pods if not (p.draining and p.replica.idle())]
+        if done:
+            self._place(t)
 
     def _mark(self, timeline: Timeline, t: float, load: list[float]) -> None:
         timeline.t.append(t)

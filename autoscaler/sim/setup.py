@@ -2,13 +2,13 @@
 the thresholds and the SLO, exactly as the Pulumi program hands them to the autoscaler."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from autoscaler.api import SimulatorSettings, Thresholds, spec_from_stack_model
+from autoscaler.api import GpuSupply, SimulatorSettings, Thresholds, VariantAutoscalingSpec, spec_from_stack_model
 from autoscaler.engine import VariantSpec
 from autoscaler.priors import variant_spec
 from autoscaler.sim.profiles import Profile, context_tokens, profile_for
@@ -31,6 +31,7 @@ class SimVariant:
 @dataclass(frozen=True)
 class Setup:
     model_id: str
+    spec: VariantAutoscalingSpec  # the model's VariantAutoscaling, as the controller reads it
     variants: tuple[SimVariant, ...]
     thresholds: Thresholds
     slo: Slo
@@ -38,6 +39,7 @@ class Setup:
     cold_start_s: float = DEFAULT_COLD_START_S
     routing: Routing = "least-work"
     seed: int = 0
+    supply: Mapping[str, GpuSupply] = field(default_factory=dict)  # per accelerator type; absent: unlimited
 
 
 def stack_file(stack: str, root: Path) -> Path:
@@ -66,4 +68,4 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
         variants.append(SimVariant(engine, v.accelerator_type, v.gpus_per_replica, profile))
     slo = Slo(spec.slo.ttft_seconds, spec.slo.tpot_seconds)
     context = context_tokens(spec.model_id, model.get("maxModelLen"))
-    return Setup(spec.model_id, tuple(variants), thresholds, slo, context, cold_start_s)
+    return Setup(spec.model_id, spec, tuple(variants), thresholds, slo, context, cold_start_s, supply=settings.supply)

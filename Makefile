@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up plan preview test lint clean bench-controller bench
+.PHONY: up plan preview test lint clean bench-controller bench bench-quick
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ clean:
 bench-controller: $(VENV)/.installed
 	$(PY) -m autoscaler.bench
 
-# Every autoscaling policy on the benchmark traces (../shared/traces): prints the numbers, writes build/bench/report.md.
+# Every autoscaling policy on every workload shape (../shared/traces), against the oracle's cost curve: prints the
+# numbers, writes build/bench/report.md (two processes).
 bench: $(VENV)/.installed
 	$(PY) -m autoscaler.sim.bench
+
+# The per-request shapes of an hour or less only: for iterating on the engine.
+bench-quick: $(VENV)/.installed
+	$(PY) -m autoscaler.sim.bench --quick

@@ -39,6 +39,9 @@ QUERIES = {
     "kv_tokens": f"max by ({BY_POD}, num_gpu_blocks, block_size) (vllm:cache_config_info)",
     # Requests finished per bucket of vLLM's per-request TPOT histogram over the feedback window (vLLM >= 0.10).
     "tpot": f"sum by ({BY_POD}, le) (increase(vllm:request_time_per_output_token_seconds_bucket[{TPOT_WINDOW}]))",
+    # The share of prompt tokens found in the prefix cache over the same window (vLLM V1 counts tokens).
+    "prefix_hit": f"sum by ({BY_POD}) (increase(vllm:prefix_cache_hits_total[{TPOT_WINDOW}]))"
+    f" / sum by ({BY_POD}) (increase(vllm:prefix_cache_queries_total[{TPOT_WINDOW}]) > 0)",
 }
 RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success_total[{window}]))"
 
@@ -55,6 +58,7 @@ class PodMetrics:
     generation_tps: float | None = None
     kv_tokens: int | None = None
     tpot_buckets: Mapping[float, float] | None = None  # requests finished with TPOT <= le, by le (inf included)
+    prefix_hit_ratio: float | None = None  # prompt tokens served from the prefix cache, over those looked up
 
     def tpot_within(self, objective_s: float) -> tuple[float, float] | None:
         """(requests finished, requests whose TPOT met the objective) over the window, read at the largest bucket
@@ -142,6 +146,7 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             generation_tps=v.get("generation_tps"),
             kv_tokens=v.get("kv_tokens"),
             tpot_buckets=v.get("tpot"),
+            prefix_hit_ratio=v.get("prefix_hit"),
         )
         for key, v in values.items()
     }

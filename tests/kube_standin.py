@@ -70,14 +70,22 @@ class Cluster:
             },
         )
 
-    def add_pod(self, namespace: str, name: str, labels: dict[str, str], ready: bool = True) -> None:
+    def add_pod(
+        self, namespace: str, name: str, labels: dict[str, str], ready: bool = True, unschedulable: str | None = None
+    ) -> None:
+        """A pod as the API server lists it; `unschedulable` is the scheduler's message for a pod it cannot place."""
+        conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+        if unschedulable is not None:
+            conditions = [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}
+            ]
         self.put(
             "pods",
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+                "status": {"phase": "Pending" if unschedulable else "Running", "conditions": conditions},
             },
         )
 

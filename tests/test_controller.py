@@ -15,6 +15,7 @@ from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
 from autoscaler.metrics import QUERIES, RETENTION_QUERY
+from autoscaler.observe import variant_status
 from tests.conftest import stack_config
 from tests.kube_standin import Cluster, Fault, running
 
@@ -318,3 +319,20 @@ def test_default_mode_exports_the_capacity_it_plans_a_replica_with(kube: Kube) -
     planned = ctl.telemetry.registry.get_sample_value(METRIC_VARIANT_CAPACITY, labels)
     # Within the SLO for 99% of requests: below what an L40S serves at a mean inter-token latency of 100 ms.
     assert planned is not None and 0 < planned < 1.7
+
+
+def test_pods_the_scheduler_cannot_place_reach_the_engine_with_its_message(kube: Kube, cluster: Cluster) -> None:
+    """The engine's status counts a variant's Unschedulable pods, read from the pod list the controller has."""
+    message = "0/12 nodes are available: 12 Insufficient nvidia.com/gpu."
+    labels = serving_labels("llama-70b", VARIANTS[2])
+    cluster.add_deployment(NS, VARIANTS[2], 2, ready=0, labels=labels)
+    cluster.add_pod(NS, f"{VARIANTS[2]}-0", labels, ready=False, unschedulable=message)
+    cluster.add_pod(NS, f"{VARIANTS[2]}-1", labels, ready=False)
+    pods = kube.serving_pods()
+    assert {p.name: p.unschedulable for p in pods if p.variant == VARIANTS[2]} == {
+        f"{VARIANTS[2]}-0": message,
+        f"{VARIANTS[2]}-1": None,
+    }
+    status = variant_status({v: v for v in VARIANTS}, NS, kube.serving_deployments(), pods)
+    assert (status[VARIANTS[2]].unschedulable, status[VARIANTS[2]].scheduler_message) == (1, message)
+    assert status[VARIANTS[0]].unschedulable == 0

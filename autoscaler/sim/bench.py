@@ -13,15 +13,18 @@ Shapes, each named by what it stresses (synthetic lengths are log-normal with si
 """
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from autoscaler.sim import bound, report
-from autoscaler.sim.run import POLICIES, Result, progress_stream, simulate
-from autoscaler.sim.setup import Prices, load_setup
+from autoscaler.api import GpuSupply
+from autoscaler.sim import bound, oracle, report
+from autoscaler.sim.run import POLICIES, Result, simulate, workload_for
+from autoscaler.sim.setup import Prices, Setup, load_setup
 from autoscaler.sim.traces import (
     Requests,
     Trace,
@@ -50,6 +53,8 @@ class Shape:
     name: str
     make: Callable[[], Trace]
     quick: bool  # in `make bench-quick`: per-request shapes of an hour or less
+    prices: tuple[Prices, ...] = ("seed", "aws-2025")
+    stockout: str | None = None  # an accelerator type given half the replicas its peak needs
 
 
 def shapes(traces: Path, seed: int) -> list[Shape]:
@@ -57,6 +62,13 @@ def shapes(traces: Path, seed: int) -> list[Shape]:
     hour = traces / AZURE
     return [
         Shape("conversation week (27M requests, aggregate)", lambda: load(traces / WEEK, hour, seed), False),
+        Shape(
+            "stockout: the conversation week with half the H100s its peak needs (aggregate)",
+            lambda: load(traces / WEEK, hour, seed),
+            False,
+            prices=("aws-2025",),
+            stockout="H100",
+        ),
         Shape("conversation hour (Azure, per request)", lambda: load(hour, None, seed), True),
         Shape(
             "prompt-heavy: coding lengths on the Azure hour's arrivals (per request)",
@@ -110,13 +122,36 @@ def requests(trace: Trace) -> Requests:
     return trace
 
 
-def run_shape(shape: Shape, prices: Prices, progress: bool) -> tuple[list[Result], bound.Bound, list[Result], float]:
+def half_of_peak(setup: Setup, trace: Trace, accelerator: str) -> dict[str, GpuSupply]:
+    """An inventory of half the replicas of this type that the oracle would run at the trace's peak."""
+    workload = workload_for(trace, setup)
+    options = {o.name: o for o in oracle.options(setup, workload)}
+    variant = next(v for v in setup.variants if v.accelerator == accelerator)
+    need = math.ceil(max(oracle.demand(workload)) / options[variant.spec.name].capacity)
+    return {accelerator: GpuSupply(inventory=max(1, need // 2))}
+
+
+@dataclass(frozen=True)
+class Measured:
+    results: list[Result]
+    curve: bound.Bound
+    oracle_runs: int
+    seconds: float
+    supply: str
+
+
+def run_job(traces: Path, seed: int, index: int, prices: Prices) -> Measured:
+    """One shape with one price book: every policy and the oracle's curve (a process of its own)."""
+    shape = shapes(traces, seed)[index]
     setup = load_setup(STACK, prices)
     trace = shape.make()
+    supply = half_of_peak(setup, trace, shape.stockout) if shape.stockout else {}
+    setup = replace(setup, supply=supply)
     started = time.monotonic()
-    results = [simulate(p, setup, trace, progress_stream(progress)) for p in POLICIES]
+    results = [simulate(p, setup, trace) for p in POLICIES]
     curve, sweep = bound.sweep(setup, trace)
-    return results, curve, sweep, time.monotonic() - started
+    said = ", ".join(f"{k} inventory {v.inventory}" for k, v in supply.items())
+    return Measured(results, curve, len(sweep), time.monotonic() - started, said)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run the shapes whose name contains this")
     parser.add_argument("--quick", action="store_true", help="only the per-request shapes of an hour or less")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2, help="shapes simulated at once (processes)")
     args = parser.parse_args(argv)
     if not args.traces.is_dir():
         print(f"error: no traces in {args.traces} (pass --traces)", file=sys.stderr)
@@ -136,33 +171,40 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Stack: `{STACK.relative_to(ROOT)}`; cold start 240 s; seed {args.seed}. `vs bound` is a policy's cost over "
         "the oracle's cost at the policy's own attainment (its curve, interpolated); `-` where the policy's "
-        "attainment is above every point the oracle reached.",
+        "attainment is outside the range the oracle's runs reached.",
         "",
     ]
     total = time.monotonic()
-    for k, shape in enumerate(shapes(args.traces, args.seed)):
-        if (args.only and args.only not in shape.name) or (args.quick and not shape.quick):
-            continue
-        for prices in ("seed", "aws-2025"):
-            price_book: Prices = prices
-            results, curve, sweep, took = run_shape(shape, price_book, args.progress)
+    chosen = [
+        (k, shape, prices)
+        for k, shape in enumerate(shapes(args.traces, args.seed))
+        if not (args.only and args.only not in shape.name) and not (args.quick and not shape.quick)
+        for prices in shape.prices
+    ]
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_job, args.traces, args.seed, k, prices) for k, _, prices in chosen]
+        for (k, shape, prices), future in zip(chosen, futures, strict=True):
+            m = future.result()
             title = f"{shape.name}, {prices} prices"
-            print(f"\n## {title} ({took:.0f} s)\n{report.table(results)}")
-            print(verdict(results, curve), flush=True)
+            print(f"\n## {title} ({m.seconds:.0f} s)\n{report.table(m.results)}")
+            print(verdict(m.results, m.curve), flush=True)
             folder = args.out / f"{k}-{prices}"
-            report.plots(results, folder, title, curve)
-            lines += [f"## {title}", "", markdown(results, curve), "", verdict(results, curve), ""]
-            lines += [f"Oracle curve: {points(curve)}.", ""]
+            report.plots(m.results, folder, title, m.curve)
+            lines += [f"## {title}", ""]
+            lines += [f"GPU supply: {m.supply}.", ""] if m.supply else []
+            lines += [markdown(m.results, m.curve), "", verdict(m.results, m.curve), ""]
+            lines += [f"Oracle curve: {points(m.curve)}.", ""]
             lines += [
                 f"![cost vs SLO]({folder.name}/cost-vs-slo.png) ![default]({folder.name}/timeline-default.png)",
                 "",
             ]
-            per = took / (len(POLICIES) + len(sweep))
-            lines += [f"Simulated in {took:.1f} s ({per:.1f} s a run, {len(sweep)} oracle runs for the curve).", ""]
-    lines += [f"Whole benchmark: {time.monotonic() - total:.0f} s.", ""]
+            per = m.seconds / (len(POLICIES) + m.oracle_runs)
+            lines += [f"Simulated in {m.seconds:.1f} s ({per:.1f} s a run, {m.oracle_runs} oracle runs).", ""]
+    took = time.monotonic() - total
+    lines += [f"Whole benchmark: {took:.0f} s with {args.jobs} processes.", ""]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text("\n".join(lines))
-    print(f"\nreport: {args.out / 'report.md'} ({time.monotonic() - total:.0f} s)")
+    print(f"\nreport: {args.out / 'report.md'} ({took:.0f} s)")
     return 0
 
 

@@ -16,7 +16,7 @@ from autoscaler.sim.setup import Setup
 from autoscaler.sim.traces import Trace
 
 # Attainment goals the oracle is sized at, up to what the best GPU type reaches lightly loaded.
-GOALS = (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+GOALS = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,9 @@ class Bound:
     cost_usd: tuple[float, ...]  # never falling
 
     def cost_at(self, attainment: float) -> float | None:
-        """The bound's cost at an attainment; None above the highest the oracle reached (no bound there)."""
-        if not self.attainment or attainment > self.attainment[-1]:
+        """The bound's cost at an attainment; None outside what the oracle's runs reached (no bound there: above,
+        nothing reached it; below, the oracle's minimum replicas already serve more)."""
+        if not self.attainment or not self.attainment[0] <= attainment <= self.attainment[-1]:
             return None
         return float(np.interp(attainment, self.attainment, self.cost_usd))
 

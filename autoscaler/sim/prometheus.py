@@ -25,6 +25,8 @@ class _Scrape:
     itl_sum: float
     tokens: float
     tpot_met: float
+    prefix_queries: float
+    prefix_hits: float
 
 
 class Prometheus:
@@ -36,7 +38,19 @@ class Prometheus:
     def scrape(self, t: float, pods: dict[str, Replica], completed_total: float) -> None:
         for name, r in pods.items():
             points = self.series.setdefault(name, deque())
-            points.append(_Scrape(t, r.kv_usage(), r.waiting(), r.completed, r.itl_sum, r.tokens, r.tpot_met))
+            points.append(
+                _Scrape(
+                    t,
+                    r.kv_usage(),
+                    r.waiting(),
+                    r.completed,
+                    r.itl_sum,
+                    r.tokens,
+                    r.tpot_met,
+                    r.prefix_queries,
+                    r.prefix_hits,
+                )
+            )
             while points[0].t <= t - FEEDBACK_S:
                 points.popleft()
         for gone in set(self.series) - set(pods):
@@ -63,6 +77,7 @@ class Prometheus:
         span = last.t - first.t
         tokens = last.tokens - first.tokens
         oldest = series[0]
+        looked_up = last.prefix_queries - oldest.prefix_queries
         return PodMetrics(
             kv=max(p.kv for p in points),
             queue=max(p.queue for p in points),
@@ -74,4 +89,5 @@ class Prometheus:
                 tpot_objective_s: last.tpot_met - oldest.tpot_met,
                 math.inf: last.completed - oldest.completed,
             },
+            prefix_hit_ratio=(last.prefix_hits - oldest.prefix_hits) / looked_up if looked_up > 0 else None,
         )

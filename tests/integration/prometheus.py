@@ -57,6 +57,12 @@ class SimulatedVllm:
         self.generated = Counter("vllm:generation_tokens", "generated tokens", labels, registry=r).labels(
             self.model_name, "0"
         )
+        self.prefix_queries = Counter(
+            "vllm:prefix_cache_queries", "prompt tokens looked up", labels, registry=r
+        ).labels(self.model_name, "0")
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "prompt tokens cached", labels, registry=r).labels(
+            self.model_name, "0"
+        )
         Gauge("vllm:cache_config_info", "KV-cache configuration", ("num_gpu_blocks", "block_size"), registry=r).labels(
             "29000", "16"
         ).set(1)

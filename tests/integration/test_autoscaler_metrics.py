@@ -47,6 +47,8 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
             for p in pods[:2]:
                 p.success.inc(3)
                 p.generated.inc(600)
+                p.prefix_queries.inc(4000)
+                p.prefix_hits.inc(1000)
                 for _ in range(20):
                     p.itl.observe(0.05)
                 for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
@@ -70,6 +72,7 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert finished > 0 and met == pytest.approx(finished * 2 / 3, rel=0.01)
     assert first.tpot_within(0.08) == (finished, pytest.approx(finished / 3, rel=0.01))  # read at the 75 ms edge
     assert first.tpot_within(0.005) is None
+    assert first.prefix_hit_ratio == pytest.approx(0.25)
     assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
     assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0
     assert snapshot.model_names_in(NS) == [MODEL_ID]

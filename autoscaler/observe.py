@@ -32,13 +32,16 @@ def variant_status(
     refs: Mapping[str, str], ns: str, deployments: Mapping[tuple[str, str], DeploymentState], pods: list[ServingPod]
 ) -> dict[str, VariantStatus]:
     """Replica counts per variant from its Deployment, with its pods the scheduler cannot place."""
+    stuck: dict[str, list[str]] = {}
+    for p in pods:
+        if p.unschedulable and p.namespace == ns:
+            stuck.setdefault(p.variant, []).append(p.unschedulable)
     status = {}
     for name, ref in refs.items():
         d = deployments.get((ns, ref))
-        if d is None:
-            continue
-        stuck = [p.unschedulable for p in pods if p.namespace == ns and p.variant == name and p.unschedulable]
-        status[name] = VariantStatus(name, d.desired, d.current, d.ready, len(stuck), stuck[0] if stuck else None)
+        if d is not None:
+            messages = stuck.get(name, [])
+            status[name] = VariantStatus(name, d.desired, d.current, d.ready, len(messages), next(iter(messages), None))
     return status
 
 

@@ -17,7 +17,7 @@ from autoscaler.sim.oracle import StaticPeakPolicy
 from autoscaler.sim.oracle import options as oracle_options
 from autoscaler.sim.profiles import LARGE
 from autoscaler.sim.requests import RequestWorkload
-from autoscaler.sim.run import POLICIES, Cluster, Result, make_policy, simulate, workload_for
+from autoscaler.sim.run import POLICIES, Cluster, Result, Timeline, make_policy, simulate, workload_for
 from autoscaler.sim.setup import Setup, load_setup
 from autoscaler.sim.traces import Envelope, Lengths, Requests, load, materialize, synthetic_lengths, with_burst
 
@@ -282,6 +282,13 @@ def test_the_bound_keeps_the_cheapest_run_for_at_least_each_attainment() -> None
     assert curve.attainment == (0.95, 0.99) and curve.cost_usd == (8.0, 20.0)
     assert curve.cost_at(0.95) == 8.0 and curve.cost_at(0.97) == pytest.approx(14.0)
     assert curve.cost_at(0.995) is None and curve.cost_at(0.5) is None
+
+    def result(attainment: float, cost: float) -> Result:
+        return Result("p", 100, attainment, 1.0, 0.05, cost, {}, 0, 0.0, 0.0, 0.0, Timeline())
+
+    assert curve.describe(result(0.97, 28.0)) == "2.00x"
+    assert curve.describe(result(0.50, 12.0)) == ">= 1.50x"  # below the curve: its cheapest run bounds it
+    assert curve.describe(result(0.999, 30.0)) == "-"
 
 
 def test_the_oracle_curve_is_monotone_and_bounds_every_policy(setup: Setup) -> None:

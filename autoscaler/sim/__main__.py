@@ -27,7 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-start", type=float, default=DEFAULT_COLD_START_S, help="seconds until a new replica serves"
     )
-    parser.add_argument("--routing", choices=["least-work", "round-robin"], default="least-work")
+    parser.add_argument(
+        "--routing",
+        choices=["least-work", "round-robin", "prefix-aware"],
+        default="least-work",
+        help="least outstanding work (default); prefix-aware weighs a replica's cached prefix against its load",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--json", action="store_true", help="print the result as JSON (one object, or a list with --policy all)"

@@ -28,11 +28,20 @@ def variant_curves(setup: Setup, workload: Workload) -> list[capacity.Curve]:
 
 
 def options(setup: Setup, workload: Workload, goal: float | None = None) -> list[Option]:
-    """Each variant sized at the attainment `goal` (default: what the best GPU type can be held to)."""
+    """Each variant sized at the attainment `goal` (default: what the best GPU type can be held to), and bounded by
+    its GPU type's inventory where the cluster has one: a perfect planner knows what it cannot get."""
     curves = variant_curves(setup, workload)
     goal = max(c.ceiling() for c in curves) if goal is None else goal
     return [
-        Option(v.spec.name, v.spec.cost, max(UNUSABLE, c.capacity(goal)), v.spec.min_replicas, v.spec.max_replicas)
+        Option(
+            v.spec.name,
+            v.spec.cost,
+            max(UNUSABLE, c.capacity(goal)),
+            v.spec.min_replicas,
+            min(v.spec.max_replicas, supply.inventory)
+            if (supply := setup.supply.get(v.accelerator))
+            else v.spec.max_replicas,
+        )
         for v, c in zip(setup.variants, curves, strict=True)
     ]
 

@@ -63,6 +63,7 @@ class Result:
     scale_events: int
     dropped: float
     refused: float  # over the model's context: answered with an error by any policy, so not in the attainment
+    prefix_hit_ratio: float  # prompt tokens served from the prefix cache, over all prompt tokens looked up
     timeline: Timeline
 
     def summary(self) -> dict[str, object]:
@@ -78,6 +79,7 @@ class Result:
             "scale_events": self.scale_events,
             "dropped": round(self.dropped),
             "refused": round(self.refused),
+            "prefix_hit_ratio": round(self.prefix_hit_ratio, 4),
         }
 
 
@@ -115,6 +117,7 @@ class Cluster:
         self.targets: dict[str, int] = {}
         self.prometheus = Prometheus()
         self.completed_gone = 0.0
+        self.prefix_gone = (0.0, 0.0)  # prefix-cache queries and hits of removed replicas
         self.cost = 0.0
         self.gpu_hours = {v.accelerator: 0.0 for v in setup.variants}
         self.events = 0
@@ -150,6 +153,8 @@ class Cluster:
             _bar(progress, 1.0)
             progress.write("\n")
         out = w.outcome()
+        queries = self.prefix_gone[0] + sum(p.replica.prefix_queries for p in self.pods)
+        hits = self.prefix_gone[1] + sum(p.replica.prefix_hits for p in self.pods)
         return Result(
             policy=policy.name,
             requests=out.requests,
@@ -161,6 +166,7 @@ class Cluster:
             scale_events=self.events,
             dropped=out.dropped,
             refused=out.refused,
+            prefix_hit_ratio=hits / queries if queries else 0.0,
             timeline=timeline,
         )
 
@@ -244,6 +250,11 @@ class Cluster:
     def _reap(self, t: float) -> None:
         done = [p for p in self.pods if p.draining and p.replica.idle()]
         self.completed_gone += sum(p.replica.completed for p in done)
+        queries, hits = self.prefix_gone
+        self.prefix_gone = (
+            queries + sum(p.replica.prefix_queries for p in done),
+            hits + sum(p.replica.prefix_hits for p in done),
+        )
         self.pods = [p for p in self.pods if not (p.draining and p.replica.idle())]
         if done:
             self._place(t)

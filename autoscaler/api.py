@@ -40,6 +40,7 @@ METRIC_VARIANT_COST = "wva_variant_cost_per_replica_hour"  # gauge, same labels
 METRIC_VARIANT_CAPACITY = "wva_variant_capacity_rps"  # gauge, same labels: planned requests/s of one replica
 METRIC_DECISIONS = "wva_scaling_decisions_total"  # counter {model_id, model_namespace, variant, direction, reason}
 METRIC_METRICS_AVAILABLE = "wva_metrics_available"  # gauge 0/1 {model_id, model_namespace}
+METRIC_CAPACITY_LIMITED = "wva_variant_capacity_limited"  # gauge 0/1 {model_id, model_namespace, variant, accelerator}
 METRIC_RECONCILE_SECONDS = "wva_reconcile_duration_seconds"  # histogram
 METRIC_RECONCILE_ERRORS = "wva_reconcile_errors_total"  # counter
 METRIC_LAST_RECONCILE = "wva_last_reconcile_timestamp_seconds"  # gauge, unix time
@@ -171,7 +172,7 @@ class VariantReplicas(ApiModel):
 
 
 class Condition(ApiModel):
-    type: Literal["MetricsAvailable", "TargetResolved", "Ready"]
+    type: Literal["MetricsAvailable", "TargetResolved", "Ready", "CapacityLimited"]
     status: Literal["True", "False", "Unknown"]
     reason: str
     message: str

@@ -50,7 +50,7 @@ class InMemoryKube(Kube):
     def serving_deployments(self) -> dict[tuple[str, str], DeploymentState]:
         return self.deployments
 
-    def serving_pods(self) -> list[ServingPod]:
+    def serving_pods(self, now: float) -> list[ServingPod]:
         return self.pods
 
     def hpa_targets(self) -> set[tuple[str, str]]:

@@ -108,7 +108,7 @@ class Controller:
 
     def _read_world(self) -> World:
         deployments = self.kube.serving_deployments()
-        pods = self.kube.serving_pods()
+        pods = self.kube.serving_pods(self.clock())
         hpas = self.kube.hpa_targets()
         try:
             return World(deployments, pods, hpas, collect(self.query, f"{self.settings.retention_s}s", self.clock))
@@ -147,7 +147,8 @@ class Controller:
             )
         else:
             conditions["TargetResolved"] = ("True", "Resolved", f"{len(refs)} Deployments found")
-        status = variant_status(refs, ns, world.deployments, world.pods)
+        tuning = Tuning(tpot_slo_s=spec.slo.tpot_seconds, stale_after_s=self.settings.stale_after_s)
+        status = variant_status(refs, ns, world.deployments, world.pods, tuning.node_allowance_s)
         watched_since = self._watched.setdefault((ns, spec.model_id), now)
         observed, metrics_problem = observation(
             spec,
@@ -160,7 +161,6 @@ class Controller:
             now,
         )
         thresholds = thresholds_for(spec.model_id, ns, *self.thresholds)
-        tuning = Tuning(tpot_slo_s=spec.slo.tpot_seconds, stale_after_s=self.settings.stale_after_s)
         variants = [variant_spec(v) for v in spec.variants]
         decision, memory = decide(
             self.settings.mode, variants, thresholds, status, observed, self.memory.get(key, Memory()), now, tuning
@@ -171,6 +171,7 @@ class Controller:
         else:
             conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observed.samples)} replicas reporting")
         acted = conditions["TargetResolved"][0] == "True" and conditions["MetricsAvailable"][0] == "True"
+        conditions["CapacityLimited"] = capacity_condition(decision.limited)
         failed = []
         if acted:
             self.memory[key] = memory
@@ -254,7 +255,8 @@ class Controller:
                 {"type": kind, "status": state, "reason": reason, "message": message, "lastTransitionTime": since}
             )
             was = self._conditions.setdefault(key, {}).get(kind, old.get("status") if old else None)
-            if state == "False" and was != "False" and kind != "Ready":  # Ready repeats the cause already reported
+            warn = "True" if kind == "CapacityLimited" else "False"  # CapacityLimited is the one bad when True
+            if state == warn and was != warn and kind != "Ready":  # Ready repeats the cause already reported
                 self.kube.event(obj, "Warning", reason, message, now)
             self._conditions[key][kind] = state
         body: dict[str, Any] = {
@@ -291,5 +293,14 @@ class Controller:
                 decision.targets.get(v.name, 0) if acted else (st.desired if st else 0)
             )
             self.telemetry.cost.labels(*labels).set(v.cost)
+            self.telemetry.capacity_limited.labels(*labels).set(1 if v.name in decision.limited else 0)
             if v.name in decision.capacity_rps:
                 self.telemetry.capacity.labels(*labels).set(decision.capacity_rps[v.name])
+
+
+def capacity_condition(limited: Mapping[str, str]) -> tuple[str, str, str]:
+    """CapacityLimited: which variants the cluster cannot supply, each with the scheduler's message."""
+    if not limited:
+        return ("False", "Supplied", "every variant's pods are placed")
+    said = "; ".join(f"{name}: {message}" for name, message in sorted(limited.items()))
+    return ("True", "Unschedulable", f"{said}; planning the other variants")

@@ -48,8 +48,9 @@ class VariantStatus:
     desired: int
     current: int
     ready: int
-    unschedulable: int = 0
+    unschedulable: int = 0  # pods the scheduler cannot place now
     scheduler_message: str | None = None
+    stuck: int = 0  # pods that stopped counting as supply: Unschedulable for longer than a node takes to add
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class Tuning:
     feedback_step: float = 0.1  # a correction changes a variant's planned capacity by this fraction
     feedback_busy: float = 0.85  # raise a capacity only when the variant ran at this share of it or more
     feedback_max: float = 1.4  # measured TPOT may raise a variant's planned capacity up to this factor
+    node_allowance_s: float = 300.0  # a pod may wait Unschedulable this long for a node (cluster autoscaler)
+    limited_backoff_s: float = 600.0  # a capacity-limited variant is offered more again after this, doubling
+    limited_backoff_max_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,16 @@ class Correction:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A variant the cluster cannot supply: it is asked for at most what it got plus one until `until`."""
+
+    granted: int  # its replicas that were placed
+    until: float
+    backoff_s: float
+    message: str
+
+
+@dataclass(frozen=True)
 class Memory:
     """What the engine carries between cycles: learned full-load capacity per variant, recent plans."""
 
@@ -115,6 +129,7 @@ class Memory:
     corrections: Mapping[str, Correction] = field(default_factory=dict)  # per variant, from measured TPOT
     plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
     demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
+    limits: Mapping[str, Limit] = field(default_factory=dict)  # capacity-limited variants
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,7 @@ class Decision:
     reason: str
     metrics_available: bool = True
     capacity_rps: Mapping[str, float] = field(default_factory=dict)  # per replica, as planned (default mode)
+    limited: Mapping[str, str] = field(default_factory=dict)  # capacity-limited variants: the scheduler's message
 
 
 def decide(
@@ -147,8 +163,43 @@ def decide(
         return _decision(desired, minimums, "no requests over the retention window: down to minimums"), memory
     if mode == "wva-v1":
         return _seed(variants, thresholds, status, observation), memory
-    pending = sum(max(0, desired[n] - status[n].ready) for n in desired if n in status)
-    return _planned(variants, thresholds, desired, pending, observation, memory, now, tuning)
+    limits = _limits(variants, status, memory, now, tuning)
+    # A capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply
+    # nor pending replicas, so the plan moves to the next best variant.
+    supplied = [
+        replace(v, max_replicas=max(v.min_replicas, limits[v.name].granted + 1)) if v.name in limits else v
+        for v in variants
+    ]
+    placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
+    pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
+    decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, now, tuning)
+    return _within_limits(decision, desired, supplied, limits, now), replace(memory, limits=limits)
+
+
+def _within_limits(
+    decision: Decision,
+    desired: Mapping[str, int],
+    supplied: Sequence[VariantSpec],
+    limits: Mapping[str, Limit],
+    now: float,
+) -> Decision:
+    """The decision with no limited variant asked for more than it got plus one (its stuck pods removed at once:
+    they cost nothing, so no scale-down window holds them), and the reason naming each limit."""
+    if not limits:
+        return decision
+    targets = {
+        n: min(t, v.max_replicas) if n in limits else t
+        for v in supplied
+        for n, t in [(v.name, decision.targets[v.name])]
+    }
+    said = "; ".join(
+        f"{n} capacity-limited ({limit.message}): at most {limit.granted + 1} for {limit.until - now:.0f}s"
+        for n, limit in limits.items()
+    )
+    limited = {n: limit.message for n, limit in limits.items()}
+    return replace(
+        _decision(desired, targets, f"{decision.reason}; {said}"), capacity_rps=decision.capacity_rps, limited=limited
+    )
 
 
 def _unusable(
@@ -267,6 +318,26 @@ def _planned(
     if raised:
         reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
+
+
+def _limits(
+    variants: Sequence[VariantSpec], status: Mapping[str, VariantStatus], memory: Memory, now: float, tuning: Tuning
+) -> dict[str, Limit]:
+    """Variants the cluster cannot supply, from their stuck pods. A variant with stuck pods is asked for at most
+    what it got placed plus one until its backoff passes; stuck again after that, the backoff doubles (to a cap);
+    once it is past and nothing is stuck, the limit goes."""
+    out: dict[str, Limit] = {}
+    for v in variants:
+        st, old = status.get(v.name), memory.limits.get(v.name)
+        stuck = st.stuck if st else 0
+        granted = max(0, st.current - stuck) if st else 0
+        message = (st.scheduler_message if st else None) or "Unschedulable"
+        if stuck and (old is None or now >= old.until):
+            backoff = tuning.limited_backoff_s if old is None else min(tuning.limited_backoff_max_s, 2 * old.backoff_s)
+            out[v.name] = Limit(granted, now + backoff, backoff, message)
+        elif old is not None and (stuck or now < old.until):
+            out[v.name] = replace(old, granted=granted, message=message if stuck else old.message)
+    return out
 
 
 def _slope(points: Sequence[tuple[float, float]], window_s: float) -> float:

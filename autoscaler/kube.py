@@ -51,7 +51,7 @@ class Kube:
             for d in items
         }
 
-    def serving_pods(self) -> list[ServingPod]:
+    def serving_pods(self, now: float) -> list[ServingPod]:
         items: list[Any] = self.core.list_pod_for_all_namespaces(
             label_selector=f"{SERVING_LABEL}=true", _request_timeout=self.timeout
         ).items
@@ -60,8 +60,11 @@ class Kube:
                 p.metadata.namespace,
                 p.metadata.name,
                 (p.metadata.labels or {}).get(VARIANT_LABEL, ""),
-                getattr(_condition(p, "Ready"), "status", None) == "True",
+                ready := getattr(_condition(p, "Ready"), "status", None) == "True",
                 _unschedulable(p),
+                0.0
+                if ready or p.metadata.creation_timestamp is None
+                else now - p.metadata.creation_timestamp.timestamp(),
             )
             for p in items
             if p.metadata.deletion_timestamp is None

@@ -26,22 +26,36 @@ class ServingPod:
     ready: bool
     # The scheduler's word on a pod it cannot place (PodScheduled=False, reason Unschedulable), else None.
     unschedulable: str | None = None
+    pending_s: float = 0.0  # how long a pod that is not ready has existed
 
 
 def variant_status(
-    refs: Mapping[str, str], ns: str, deployments: Mapping[tuple[str, str], DeploymentState], pods: list[ServingPod]
+    refs: Mapping[str, str],
+    ns: str,
+    deployments: Mapping[tuple[str, str], DeploymentState],
+    pods: list[ServingPod],
+    node_allowance_s: float,
 ) -> dict[str, VariantStatus]:
-    """Replica counts per variant from its Deployment, with its pods the scheduler cannot place."""
-    stuck: dict[str, list[str]] = {}
+    """Replica counts per variant from its Deployment, with its pods the scheduler cannot place, and those that
+    stopped counting as supply: Unschedulable past the time a node takes to be added. (A placed pod that is slow
+    to become ready still counts: a 70B replica may load for over ten minutes, and removing it would lose that.)"""
+    unplaced: dict[str, list[str]] = {}
+    stuck: dict[str, int] = {}
     for p in pods:
-        if p.unschedulable and p.namespace == ns:
-            stuck.setdefault(p.variant, []).append(p.unschedulable)
+        if p.namespace != ns or p.ready:
+            continue
+        if p.unschedulable:
+            unplaced.setdefault(p.variant, []).append(p.unschedulable)
+        if p.unschedulable and p.pending_s > node_allowance_s:
+            stuck[p.variant] = stuck.get(p.variant, 0) + 1
     status = {}
     for name, ref in refs.items():
         d = deployments.get((ns, ref))
         if d is not None:
-            messages = stuck.get(name, [])
-            status[name] = VariantStatus(name, d.desired, d.current, d.ready, len(messages), next(iter(messages), None))
+            messages = unplaced.get(name, [])
+            status[name] = VariantStatus(
+                name, d.desired, d.current, d.ready, len(messages), next(iter(messages), None), stuck.get(name, 0)
+            )
     return status
 
 

@@ -32,6 +32,12 @@ class Telemetry:
             ("model_id", "model_namespace"),
             registry=r,
         )
+        self.capacity_limited = Gauge(
+            api.METRIC_CAPACITY_LIMITED,
+            "1 while the cluster cannot place the variant's pods (the plan uses other variants)",
+            VARIANT_LABELS,
+            registry=r,
+        )
         self.reconcile_seconds = Histogram(api.METRIC_RECONCILE_SECONDS, "Duration of a reconcile pass", registry=r)
         self.errors = Counter(
             api.METRIC_RECONCILE_ERRORS.removesuffix("_total"), "Failed API or Prometheus calls", ("call",), registry=r

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.api import METRIC_LAST_RECONCILE, METRIC_METRICS_AVAILABLE
+from autoscaler.api import METRIC_CAPACITY_LIMITED, METRIC_LAST_RECONCILE, METRIC_METRICS_AVAILABLE
 from components.model_serving import ModelArgs
 from components.scraping import AUTOSCALER_JOB, MODEL, MODEL_SERVER_JOB, VARIANT
 
@@ -175,6 +175,17 @@ def alert_rules(settings: AlertSettings) -> list[dict[str, Any]]:
             "critical",
             "The autoscaler in {{ $labels.namespace }} has not completed a pass for 5 minutes",
             "No leader is reconciling: replicas stay where they are whatever the load.",
+            runbook,
+        ),
+        alert(
+            "LlmVariantCapacityLimited",
+            f'{METRIC_CAPACITY_LIMITED}{{job="{AUTOSCALER_JOB}"}} == 1',
+            "15m",
+            "warning",
+            "The cluster cannot place pods of {{ $labels.variant }} ({{ $labels.accelerator }}) for "
+            "{{ $labels.model_id }} in {{ $labels.model_namespace }}",
+            "Its pods stay Unschedulable (no node with a free GPU of the type); the autoscaler serves the model "
+            "with its other variants and retries this one with a growing backoff.",
             runbook,
         ),
         alert(

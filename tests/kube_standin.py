@@ -71,7 +71,13 @@ class Cluster:
         )
 
     def add_pod(
-        self, namespace: str, name: str, labels: dict[str, str], ready: bool = True, unschedulable: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        labels: dict[str, str],
+        ready: bool = True,
+        unschedulable: str | None = None,
+        created: str = "2026-01-01T00:00:00Z",
     ) -> None:
         """A pod as the API server lists it; `unschedulable` is the scheduler's message for a pod it cannot place."""
         conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
@@ -84,7 +90,7 @@ class Cluster:
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "metadata": {"name": name, "namespace": namespace, "labels": labels, "creationTimestamp": created},
                 "status": {"phase": "Pending" if unschedulable else "Running", "conditions": conditions},
             },
         )

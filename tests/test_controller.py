@@ -4,6 +4,7 @@ Prometheus answers come from a canned query function here; the PromQL itself run
 tests/integration.
 """
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -328,11 +329,36 @@ def test_pods_the_scheduler_cannot_place_reach_the_engine_with_its_message(kube:
     cluster.add_deployment(NS, VARIANTS[2], 2, ready=0, labels=labels)
     cluster.add_pod(NS, f"{VARIANTS[2]}-0", labels, ready=False, unschedulable=message)
     cluster.add_pod(NS, f"{VARIANTS[2]}-1", labels, ready=False)
-    pods = kube.serving_pods()
+    pods = kube.serving_pods(0.0)
     assert {p.name: p.unschedulable for p in pods if p.variant == VARIANTS[2]} == {
         f"{VARIANTS[2]}-0": message,
         f"{VARIANTS[2]}-1": None,
     }
-    status = variant_status({v: v for v in VARIANTS}, NS, kube.serving_deployments(), pods)
+    status = variant_status({v: v for v in VARIANTS}, NS, kube.serving_deployments(), pods, 300.0)
     assert (status[VARIANTS[2]].unschedulable, status[VARIANTS[2]].scheduler_message) == (1, message)
     assert status[VARIANTS[0]].unschedulable == 0
+
+
+def test_unschedulable_pods_limit_their_variant_and_the_plan_moves_with_the_condition_set() -> None:
+    """H100 pods created 20 minutes ago are still Unschedulable: the H100 variant is capped at what it got plus one,
+    the saturated model grows on another variant, and the object says why."""
+    cluster = serving_cluster()
+    message = "0/12 nodes are available: 12 Insufficient nvidia.com/gpu."
+    h100 = serving_labels("llama-70b", VARIANTS[2])
+    cluster.add_deployment(NS, VARIANTS[2], 3, ready=0, labels=h100)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 1200))
+    for i in range(3):
+        cluster.add_pod(NS, f"{VARIANTS[2]}-{i}", h100, ready=False, unschedulable=message, created=created)
+    prometheus = Prometheus()
+    saturate(prometheus)
+    with running(cluster) as api:
+        ctl = Controller(Kube(api), prometheus, Settings(namespace="wva-system"), clock=lambda: NOW)
+        ctl.reconcile()
+    assert cluster.replicas(NS, VARIANTS[2]) <= 1  # nothing placed: at most one kept asked for
+    assert cluster.replicas(NS, VARIANTS[0]) + cluster.replicas(NS, VARIANTS[1]) > 2
+    limited = condition(cluster, "CapacityLimited")
+    assert limited["status"] == "True" and VARIANTS[2] in limited["message"] and message in limited["message"]
+    assert "CapacityLimited" not in [e["reason"] for e in cluster.events if e["type"] == "Normal"]
+    assert "Unschedulable" in [e["reason"] for e in cluster.events]
+    exported = ctl.telemetry.capacity_limited.labels(MODEL_ID, NS, VARIANTS[2], "H100")._value.get()
+    assert exported == 1

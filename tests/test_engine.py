@@ -383,3 +383,61 @@ def test_a_raised_capacity_plans_fewer_replicas() -> None:
     raised = Memory(corrections={"l40s": Correction(1.4, 0.0)})
     fewer, _ = decide("default", SEED, T, steady(counts), obs, raised, 600.0)
     assert sum(fewer.targets.values()) < sum(plain.targets.values())
+
+
+# --- capacity-limited variants ---------------------------------------------------------------------------------
+
+NO_GPU = "0/12 nodes are available: 12 Insufficient nvidia.com/gpu."
+
+
+def limited_status(h100: int, placed: int, stuck: int) -> dict[str, VariantStatus]:
+    """AWS-priced model on H100 (the best value): `h100` asked, `placed` ready, `stuck` Unschedulable for long."""
+    return {
+        "l40s": VariantStatus("l40s", 0, 0, 0),
+        "a100": VariantStatus("a100", 0, 0, 0),
+        "h100": VariantStatus("h100", h100, h100, placed, stuck, NO_GPU if stuck else None, stuck),
+    }
+
+
+def loaded(h100_ready: int, throughput: float = 14.0) -> Observation:
+    return observe(samples("h100", [(0.6, 0)] * h100_ready, throughput=throughput, itl=0.05))
+
+
+@pytest.mark.parametrize(
+    ("ready", "stuck", "throughput", "h100_at_most", "others_grow"),
+    [
+        (2, 2, 14.0, 3, True),  # 2 placed: asked for at most 3; the rest of the demand goes to the next best variant
+        (0, 4, 0.0, 1, False),  # nothing placed, nothing measured yet: one is kept asked for, the others drop
+        (4, 0, 4.0, 4, False),  # nothing stuck: no limit, H100 serves it all
+    ],
+)
+def test_a_variant_the_cluster_cannot_supply_is_capped_and_the_plan_moves(
+    ready: int, stuck: int, throughput: float, h100_at_most: int, others_grow: bool
+) -> None:
+    status = limited_status(4, ready, stuck)
+    decision, memory = decide("default", AWS, T, status, loaded(ready, throughput), Memory(), 1000.0)
+    assert decision.targets["h100"] <= h100_at_most
+    assert (decision.targets["a100"] + decision.targets["l40s"] > 0) == others_grow
+    assert ("h100" in decision.limited) == bool(stuck)
+    if stuck:
+        assert NO_GPU in decision.reason and "capacity-limited" in decision.reason
+        assert memory.limits["h100"].until == 1000.0 + Tuning().limited_backoff_s
+
+
+def test_a_limited_variant_is_retried_after_its_backoff_which_doubles_when_it_is_still_stuck() -> None:
+    backoff = Tuning().limited_backoff_s
+    _, memory = decide("default", AWS, T, limited_status(4, 2, 2), loaded(2), Memory(), 0.0)
+    # Within the backoff: still limited, even once nothing is stuck (the extra pods were removed).
+    decision, memory = decide("default", AWS, T, limited_status(3, 3, 0), loaded(3), memory, backoff / 2)
+    assert decision.targets["h100"] <= 4 and "h100" in decision.limited
+    # Past the backoff and nothing stuck: the limit goes.
+    decision, free = decide("default", AWS, T, limited_status(3, 3, 0), loaded(3), memory, backoff + 1)
+    assert "h100" not in decision.limited and "h100" not in free.limits
+    # Past the backoff and still stuck: limited again, for twice as long.
+    _, again = decide("default", AWS, T, limited_status(4, 3, 1), loaded(3), memory, backoff + 1)
+    assert again.limits["h100"].backoff_s == 2 * backoff
+
+
+def test_the_seed_mode_ignores_supply() -> None:
+    decision, memory = decide("wva-v1", SEED, T, limited_status(4, 2, 2), loaded(2), Memory(), 0.0)
+    assert not decision.limited and not memory.limits

@@ -92,7 +92,7 @@ def test_generated_rules_pass_promtool_check(tmp_path: Path) -> None:
     result = promtool("check", "rules", str(write_rules(tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
     # A price per variant (3), an objective per model (2), 10 recorded series and 8 alerts.
-    assert "SUCCESS: 23 rules found" in result.stdout
+    assert "SUCCESS: 24 rules found" in result.stdout
 
 
 def test_recorded_replicas_cost_and_load_per_variant(tmp_path: Path) -> None:
@@ -229,6 +229,13 @@ def test_gpu_and_autoscaler_alerts(tmp_path: Path) -> None:
         series(
             "wva_metrics_available", f'{autoscaler}, pod="leader", model_id="meta/llama", model_namespace="llm"', "0x30"
         ),
+        # H100 pods cannot be placed from minute 3 on.
+        series(
+            "wva_variant_capacity_limited",
+            f'{autoscaler}, pod="leader", model_id="meta/llama", model_namespace="llm", variant="h100", '
+            'accelerator="H100"',
+            "0 0 0 1x30",
+        ),
     ]
     xid = {
         "gpu": "0",
@@ -268,6 +275,13 @@ def test_gpu_and_autoscaler_alerts(tmp_path: Path) -> None:
                         firing("GpuXidError", severity="critical", **xid),
                         firing("LlmAutoscalerMissingMetrics", severity="warning", **missing),
                         firing("LlmAutoscalerNotReconciling", severity="critical", namespace="wva-system"),
+                        firing(
+                            "LlmVariantCapacityLimited",
+                            severity="warning",
+                            variant="h100",
+                            accelerator="H100",
+                            **missing,
+                        ),
                     ),
                 ],
             }

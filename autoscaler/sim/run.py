@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from autoscaler.engine import Observation, VariantStatus
+from autoscaler.engine import Observation, Tuning, VariantStatus
 from autoscaler.observe import DeploymentState, ServingPod, observation, variant_status
 from autoscaler.sim import capacity, policies
 from autoscaler.sim.fluid import FluidWorkload
@@ -35,6 +35,7 @@ class Pod:
     name: str
     variant: str
     replica: Replica
+    created_at: float = 0.0
     node_up_at: float = NEVER  # NEVER while the scheduler cannot place it
     ready_at: float = NEVER
     draining: bool = False
@@ -176,7 +177,14 @@ class Cluster:
     def _pod_list(self, t: float) -> list[ServingPod]:
         """The pod list as the API server shows it: live pods, ready or not, the unplaced ones Unschedulable."""
         return [
-            ServingPod(NAMESPACE, p.name, p.variant, p.ready_at <= t, None if p.node_up_at <= t else self._message(p))
+            ServingPod(
+                NAMESPACE,
+                p.name,
+                p.variant,
+                p.ready_at <= t,
+                None if p.node_up_at <= t else self._message(p),
+                0.0 if p.ready_at <= t else t - p.created_at,
+            )
             for p in self.pods
             if not p.draining
         ]
@@ -196,7 +204,7 @@ class Cluster:
             for n in self.variants
             for live in [self._live(n)]
         }
-        return variant_status({n: n for n in self.variants}, NAMESPACE, deployments, pods)
+        return variant_status({n: n for n in self.variants}, NAMESPACE, deployments, pods, Tuning().node_allowance_s)
 
     def _observe(self, t: float) -> Observation:
         snapshot = self.prometheus.snapshot(t, NAMESPACE, self.setup.model_id, self.setup.slo.tpot_s)
@@ -218,7 +226,7 @@ class Cluster:
             for _ in range(want - len(live)):
                 self.serial += 1
                 replica = self.workload.new_replica(v.profile, self.slo_rates[name])
-                self.pods.append(Pod(f"{name}-{self.serial}", name, replica))
+                self.pods.append(Pod(f"{name}-{self.serial}", name, replica, created_at=now))
             # Remove unplaced and starting pods first (newest first), then the ready ones with the least work.
             for pod in sorted(live, key=lambda p: (-p.ready_at, p.replica.waiting()))[: max(0, len(live) - want)]:
                 pod.draining = True

@@ -74,6 +74,12 @@ class Observation:
     samples: tuple[ReplicaSample, ...]
     sample_age_s: float | None  # age of the newest sample; None when Prometheus returned no series
     requests_in_retention: float | None  # requests completed over the retention window; None when unknown
+    # Requests waiting for the model before any replica (its endpoint picker's flow-control queue); None without
+    # such a signal. At zero replicas it is the only thing that wakes a model.
+    waiting_upstream: float | None = None
+
+    def wakes(self) -> bool:
+        return (self.waiting_upstream or 0.0) > 0 or (self.requests_in_retention or 0.0) > 0
 
 
 @dataclass(frozen=True)
@@ -157,10 +163,14 @@ def decide(
     if problem is not None:
         return Decision(desired, "hold", problem, metrics_available=False), memory
     busy = any(s.kv > 0 or s.queue > 0 or s.throughput > 0 for s in observation.samples)
-    idle = observation.requests_in_retention == 0 and not busy
-    if idle and sum(desired.values()) > sum(v.min_replicas for v in variants):
-        minimums = {v.name: v.min_replicas for v in variants}
-        return _decision(desired, minimums, "no requests over the retention window: down to minimums"), memory
+    idle = observation.requests_in_retention == 0 and not busy and not observation.wakes()
+    ready = {n: status[n].ready if n in status else 0 for n in desired}
+    if idle and sum(ready.values()) > sum(v.min_replicas for v in variants):
+        # Down to the minimums, but a starting replica is never removed as idle: it was started for a demand.
+        kept = {v.name: max(v.min_replicas, desired[v.name] - ready[v.name]) for v in variants}
+        return _decision(desired, kept, "no requests over the retention window: down to minimums"), memory
+    if sum(desired.values()) == 0 and not observation.wakes():
+        return Decision(desired, "none", "at zero replicas: no request waiting and none served"), memory
     if mode == "wva-v1":
         return _seed(variants, thresholds, status, observation), memory
     limits = _limits(variants, status, memory, now, tuning)
@@ -274,7 +284,8 @@ def _planned(
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     capacity = {n: modelled[n] * corrections[n].factor for n in modelled}
     served = sum(s.throughput for s in obs.samples)
-    backlog = sum(s.queue for s in obs.samples) / tuning.backlog_drain_s
+    waiting = sum(s.queue for s in obs.samples) + (obs.waiting_upstream or 0.0)  # at the replicas and the picker
+    backlog = waiting / tuning.backlog_drain_s
     measured = served + backlog
     demands = (*(d for d in memory.demands if now - d[0] < tuning.trend_window_s), (now, served))
     slope = _slope(demands, tuning.trend_window_s)
@@ -282,7 +293,7 @@ def _planned(
     demand = (measured + rising) * (1 + tuning.headroom)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand, replace_worst=slope >= 0 and not pending)
-    if sum(plan.values()) == 0 and obs.requests_in_retention != 0:
+    if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):
         best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
         plan[best.name] = 1
     reason = f"demand {demand:.2f} req/s (rising {rising:.2f} over a cold start), plan capacity"
@@ -294,7 +305,7 @@ def _planned(
     planned = sum(plan[n] * capacity[n] for n in plan)
     sat = analyze([Load(s.kv, s.queue) for s in obs.samples], t)
     slow = [s.pod for s in obs.samples if s.itl_s is not None and s.itl_s > tuning.tpot_slo_s]
-    if (sat.scale_up or slow) and planned <= supply and not pending:
+    if obs.samples and (sat.scale_up or slow) and planned <= supply and not pending:
         room = [o for o in options if desired[o.name] < o.high]
         if room:
             best = min(room, key=lambda o: (o.cost / o.capacity, o.name))

@@ -44,6 +44,9 @@ QUERIES = {
     f" / sum by ({BY_POD}) (increase(vllm:prefix_cache_queries_total[{TPOT_WINDOW}]) > 0)",
 }
 RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success_total[{window}]))"
+# Requests queued in a model's endpoint picker (Gateway API Inference Extension flow control), by served model name:
+# the demand signal that wakes a model at zero replicas.
+UPSTREAM_QUERY = "sum by (namespace, model_name) (inference_extension_flow_control_queue_size)"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Snapshot:
     taken_at: float
     pods: Mapping[PodKey, PodMetrics] = field(default_factory=dict)
     requests_in_retention: Mapping[ModelKey, float] = field(default_factory=dict)
+    waiting_upstream: Mapping[ModelKey, float] = field(default_factory=dict)  # in the endpoint pickers' queues
 
     def model_names_in(self, namespace: str) -> list[str]:
         return sorted({m.model_name for (ns, _), m in self.pods.items() if ns == namespace and m.model_name})
@@ -116,7 +120,7 @@ def _value(name: str, labels: Mapping[str, str], value: str) -> Any:
 
 
 def collect(query: Query, retention_window: str = "10m", clock: Callable[[], float] = time.time) -> Snapshot:
-    """Run the cycle's queries (len(QUERIES) + 1, whatever the number of models) and index them by pod."""
+    """Run the cycle's queries (len(QUERIES) + 2, whatever the number of models) and index them by pod."""
     values: dict[PodKey, dict[str, Any]] = {}
     for name, promql in QUERIES.items():
         for series in query(promql):
@@ -130,10 +134,8 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
                 )
                 continue
             values.setdefault(key, {})[name] = _value(name, labels, series["value"][1])
-    retention = {
-        (s["metric"].get("namespace", ""), s["metric"].get("model_name", "")): float(s["value"][1])
-        for s in query(RETENTION_QUERY.format(window=retention_window))
-    }
+    retention = by_model(query(RETENTION_QUERY.format(window=retention_window)))
+    upstream = by_model(query(UPSTREAM_QUERY))
     pods = {
         key: PodMetrics(
             kv=v.get("kv"),
@@ -150,4 +152,8 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
         )
         for key, v in values.items()
     }
-    return Snapshot(clock(), pods, retention)
+    return Snapshot(clock(), pods, retention, upstream)
+
+
+def by_model(series: list[dict[str, Any]]) -> dict[ModelKey, float]:
+    return {(s["metric"].get("namespace", ""), s["metric"].get("model_name", "")): float(s["value"][1]) for s in series}

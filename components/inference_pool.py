@@ -13,11 +13,17 @@ POOL_API = "inference.networking.k8s.io/v1"
 EPP_GRPC_PORT = 9002
 EPP_HEALTH_PORT = 9003
 EPP_METRICS_PORT = 9090
+PICKER_METRICS_PORT_NAME = "metrics"
+PICKER_LABEL = "llm-platform.io/endpoint-picker"  # on every picker pod: what Prometheus selects them by
 PLUGINS_FILE = "plugins.yaml"
 # Queue depth and KV-cache use weigh as much as each other; prefix-cache hits a little more (they save prefill).
+# Flow control (off by default in the picker) queues requests while no replica is ready, instead of answering 503:
+# a model at zero replicas keeps its requests, and the queue's size is the autoscaler's signal to wake it.
 PLUGINS = """\
 apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
+featureGates:
+- flowControl
 plugins:
 - type: queue-scorer
 - type: kv-cache-utilization-scorer
@@ -69,12 +75,13 @@ def picker_deployment_spec(model: str, image: str) -> dict[str, Any]:
         "name": "epp",
         "image": image,
         "imagePullPolicy": "Always",
-        "args": ["--pool-name", model, "--config-file", f"/config/{PLUGINS_FILE}"],
+        # Prometheus scrapes the queue size without a token; the network policy admits only the metrics port.
+        "args": ["--pool-name", model, "--config-file", f"/config/{PLUGINS_FILE}", "--metrics-endpoint-auth=false"],
         "env": [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
         "ports": [
             {"name": "grpc", "containerPort": EPP_GRPC_PORT},
             {"name": "grpc-health", "containerPort": EPP_HEALTH_PORT},
-            {"name": "metrics", "containerPort": EPP_METRICS_PORT},
+            {"name": PICKER_METRICS_PORT_NAME, "containerPort": EPP_METRICS_PORT},
         ],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
         "livenessProbe": health,
@@ -86,7 +93,7 @@ def picker_deployment_spec(model: str, image: str) -> dict[str, Any]:
         "replicas": 1,
         "selector": {"matchLabels": selector},
         "template": {
-            "metadata": {"labels": selector},
+            "metadata": {"labels": {**selector, PICKER_LABEL: "true"}},
             "spec": {
                 "serviceAccountName": name,
                 "securityContext": restricted_pod(65532),

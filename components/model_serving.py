@@ -20,6 +20,7 @@ from autoscaler.api import (
 from components.args import ArgsModel, DnsLabel, PinnedImage, Quantity, duplicates, problems
 from components.inference_pool import (
     EPP_GRPC_PORT,
+    EPP_METRICS_PORT,
     PLUGINS,
     PLUGINS_FILE,
     POOL_API,
@@ -293,7 +294,10 @@ class ModelServing(pulumi.ComponentResource):
             {
                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": picker}},
                 "policyTypes": ["Ingress"],
-                "ingress": [{"ports": [{"protocol": "TCP", "port": EPP_GRPC_PORT}]}],
+                "ingress": [
+                    {"ports": [{"protocol": "TCP", "port": EPP_GRPC_PORT}]},
+                    {"ports": [{"protocol": "TCP", "port": EPP_METRICS_PORT}]},  # Prometheus: the queue size
+                ],
             },
             child,
         )

@@ -16,10 +16,12 @@ from autoscaler.api import (
     SERVING_PORT_NAME,
     VARIANT_LABEL,
 )
+from components.inference_pool import PICKER_LABEL, PICKER_METRICS_PORT_NAME
 
 # Job labels of the two kinds of targets, set explicitly so that they do not depend on the monitor's namespace.
 MODEL_SERVER_JOB = "llm-model-servers"
 AUTOSCALER_JOB = AUTOSCALER_APP
+PICKER_JOB = "llm-endpoint-pickers"  # the endpoint pickers' flow-control queue: what wakes a model at zero
 # Target labels naming the stack model and the variant a model-server series comes from.
 MODEL = "model"
 VARIANT = "variant"
@@ -52,6 +54,14 @@ def pod_monitors(model_namespaces: list[str]) -> list[dict[str, Any]]:
                     "path": METRICS_PATH,
                     "relabelings": [_job(MODEL_SERVER_JOB), _copy(MODEL_LABEL, MODEL), _copy(VARIANT_LABEL, VARIANT)],
                 }
+            ],
+        },
+        {
+            "name": PICKER_JOB,
+            "selector": {"matchLabels": {PICKER_LABEL: "true"}},
+            "namespaceSelector": {"matchNames": sorted(set(model_namespaces))},
+            "podMetricsEndpoints": [
+                {"port": PICKER_METRICS_PORT_NAME, "path": METRICS_PATH, "relabelings": [_job(PICKER_JOB)]}
             ],
         },
         {

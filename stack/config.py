@@ -57,12 +57,22 @@ class StackConfig(ArgsModel):
         found += self._clashing_deployments()
         if self.autoscaler.enabled and not self.monitoring.enabled and self.autoscaler.prometheus_url is None:
             found.append(("autoscaler.prometheusUrl", "required when monitoring.enabled is false"))
-        if not self.autoscaler.enabled:
-            found += [
-                (f"models[{i}].variants", "no variant has minReplicas >= 1 and the autoscaler is disabled")
-                for i, m in enumerate(self.models)
-                if all(v.min_replicas == 0 for v in m.variants)
-            ]
+        for i, m in enumerate(self.models):
+            if any(v.min_replicas > 0 for v in m.variants):
+                continue
+            if not self.autoscaler.enabled:
+                found.append(
+                    (f"models[{i}].variants", "no variant has minReplicas >= 1 and the autoscaler is disabled")
+                )
+            elif not m.endpoint.inference_pool:
+                found.append(
+                    (
+                        f"models[{i}].variants",
+                        "every variant allows 0 replicas, but nothing could wake the model from zero: set "
+                        "minReplicas >= 1 on one variant, or endpoint.inferencePool: true (requests waiting at its "
+                        "endpoint picker wake it)",
+                    )
+                )
         served = {(m.model_id, m.namespace) for m in self.models}
         found += [
             (f"autoscaler.overrides[{i}]", f"no model '{o.model_id}' in namespace '{o.namespace}'")

@@ -10,6 +10,7 @@ from autoscaler.api import Thresholds
 from autoscaler.engine import (
     Correction,
     Memory,
+    Mode,
     Observation,
     ReplicaSample,
     Tuning,
@@ -441,3 +442,38 @@ def test_a_limited_variant_is_retried_after_its_backoff_which_doubles_when_it_is
 def test_the_seed_mode_ignores_supply() -> None:
     decision, memory = decide("wva-v1", SEED, T, limited_status(4, 2, 2), loaded(2), Memory(), 0.0)
     assert not decision.limited and not memory.limits
+
+
+# --- zero that holds -------------------------------------------------------------------------------------------
+
+ZERO = {n: VariantStatus(n, 0, 0, 0) for n in ("l40s", "a100", "h100")}
+
+
+@pytest.mark.parametrize("mode", ["default", "wva-v1"])
+@pytest.mark.parametrize(
+    ("retention", "upstream", "wakes"),
+    [
+        (None, None, False),  # the model's series are gone with its pods: unknown is not demand
+        (0.0, None, False),
+        (0.0, 0.0, False),  # the endpoint picker's queue is empty
+        (None, 3.0, True),  # requests wait in the picker's queue
+    ],
+)
+def test_at_zero_a_model_stays_at_zero_until_a_demand_signal(
+    mode: Mode, retention: float | None, upstream: float | None, wakes: bool
+) -> None:
+    decision, _ = decide(mode, SEED, T, ZERO, Observation((), None, retention, upstream), Memory(), 0.0)
+    assert sum(decision.targets.values()) == (1 if wakes else 0)
+    if wakes:
+        assert decision.targets["l40s"] == 1  # the best value (default) and the cheapest (wva-v1) alike
+
+
+@pytest.mark.parametrize("mode", ["default", "wva-v1"])
+def test_a_starting_replica_is_never_removed_as_idle(mode: Mode) -> None:
+    starting = {**ZERO, "l40s": VariantStatus("l40s", 1, 1, 0)}
+    decision, _ = decide(mode, SEED, T, starting, Observation((), None, 0.0, 0.0), Memory(), 0.0)
+    assert decision.targets["l40s"] == 1
+    ready_and_starting = {**ZERO, "l40s": VariantStatus("l40s", 3, 3, 2)}
+    idle = observe(samples("l40s", [(0.0, 0.0), (0.0, 0.0)], throughput=0.0), busy=False)
+    decision, _ = decide(mode, SEED, T, ready_and_starting, idle, Memory(), 0.0)
+    assert decision.targets["l40s"] == 1  # the two idle ready replicas go, the starting one stays

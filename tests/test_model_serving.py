@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+import yaml
 
 from autoscaler.accelerators import ACCELERATORS
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, VARIANT_LABEL
@@ -157,7 +158,14 @@ def test_user_edits_render_without_code_change(render_config: Render) -> None:
             "namespace": "small",
             "maxModelLen": 8192,
             "variants": [
-                {"name": "mistral-tgi", "runtime": "tgi", "acceleratorType": "L40S", "gpusPerReplica": 1, "cost": 1.3},
+                {
+                    "name": "mistral-tgi",
+                    "runtime": "tgi",
+                    "acceleratorType": "L40S",
+                    "gpusPerReplica": 1,
+                    "cost": 1.3,
+                    "minReplicas": 1,
+                },
                 {
                     "name": "mistral-mi300",
                     "acceleratorType": "MI300X",
@@ -266,7 +274,15 @@ def test_inference_pool_with_its_endpoint_picker(render_config: Render) -> None:
         {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "llama-70b"}
     ]
     allowed = objects(rendered, "NetworkPolicy")[picker]["spec"]["ingress"]
-    assert allowed == [{"ports": [{"protocol": "TCP", "port": 9002}]}]
+    assert allowed == [{"ports": [{"protocol": "TCP", "port": 9002}]}, {"ports": [{"protocol": "TCP", "port": 9090}]}]
+    # Flow control queues requests while no replica is ready; Prometheus reads its queue without a token.
+    config = yaml.safe_load(objects(rendered, "ConfigMap")[picker]["data"]["plugins.yaml"])
+    assert config["featureGates"] == ["flowControl"]
+    assert "--metrics-endpoint-auth=false" in container(epp)["args"]
+    pod_labels = epp["spec"]["template"]["metadata"]["labels"]
+    monitors = objects(rendered, "Release")["kube-prometheus-stack"]["spec"]["values"]["prometheus"]
+    pickers = next(m for m in monitors["additionalPodMonitors"] if m["name"] == "llm-endpoint-pickers")
+    assert pickers["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
 @pytest.mark.parametrize("runtime", ["vllm", "tgi", "simulator"])

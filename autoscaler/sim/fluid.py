@@ -166,6 +166,9 @@ class FluidWorkload:
             refused=self.requests * self.refused_share,
         )
 
+    def waiting_upstream(self) -> float:
+        return self.held
+
     def demand(self, window_s: float) -> list[float]:
         starts = np.arange(0.0, self.duration_s, window_s)
         return [float(x) for x in self.trace.rate_at(starts + window_s / 2)]

@@ -34,8 +34,12 @@ class Prometheus:
         self.series: dict[str, deque[_Scrape]] = {}
         self.finished: deque[tuple[float, float]] = deque()  # (t, requests completed by the model so far)
         self.last_scrape: float | None = None
+        self.upstream: float | None = None
 
-    def scrape(self, t: float, pods: dict[str, Replica], completed_total: float) -> None:
+    def scrape(self, t: float, pods: dict[str, Replica], completed_total: float, upstream: float | None) -> None:
+        """One scrape; `upstream` is the endpoint picker's queue (None without a picker). The model's completion
+        counter has samples only while it has pods, so its increase over the retention window disappears once
+        every pod has been gone that long, as Prometheus shows it."""
         for name, r in pods.items():
             points = self.series.setdefault(name, deque())
             points.append(
@@ -55,9 +59,11 @@ class Prometheus:
                 points.popleft()
         for gone in set(self.series) - set(pods):
             del self.series[gone]
-        self.finished.append((t, completed_total))
-        while self.finished[0][0] < t - RETENTION_S:
+        if pods:
+            self.finished.append((t, completed_total))
+        while self.finished and self.finished[0][0] < t - RETENTION_S:
             self.finished.popleft()
+        self.upstream = upstream
         self.last_scrape = t
 
     def snapshot(self, t: float, namespace: str, model_id: str, tpot_objective_s: float) -> Snapshot:
@@ -67,8 +73,9 @@ class Prometheus:
             (namespace, name): self._metrics(series, t, model_id, tpot_objective_s)
             for name, series in self.series.items()
         }
-        retention = {(namespace, model_id): self.finished[-1][1] - self.finished[0][1]} if self.finished else {}
-        return Snapshot(t, pods, retention)
+        key = (namespace, model_id)
+        retention = {key: self.finished[-1][1] - self.finished[0][1]} if len(self.finished) >= 2 else {}
+        return Snapshot(t, pods, retention, {key: self.upstream} if self.upstream is not None else {})
 
     @staticmethod
     def _metrics(series: deque[_Scrape], t: float, model_id: str, tpot_objective_s: float) -> PodMetrics:

@@ -29,6 +29,9 @@ from autoscaler.sim.serving import Outcome, Replica, Routing, Slo
 from autoscaler.sim.traces import HASH_BLOCK_TOKENS, Lengths, Requests
 
 STEP_S = 1.0
+# The endpoint picker's saturation detector (Gateway API Inference Extension defaults): with flow control on, a
+# request waits in the picker's queue while every replica has this many waiting requests or this KV-cache use.
+PICKER_QUEUE_DEPTH, PICKER_KV_USAGE = 5, 0.8
 # Prefix-aware routing: the share of a prompt cached on a replica against its load (0 least, 1 most loaded).
 PREFIX_WEIGHT, LOAD_WEIGHT = 1.0, 1.0
 
@@ -217,13 +220,22 @@ class RequestReplica:
 
 
 class RequestWorkload:
-    """Replays every request of a trace; requests wait at the router while no replica serves. Requests longer
-    than the model's context are refused at once, as vLLM refuses them (HTTP 400), and count as misses."""
+    """Replays every request of a trace; requests wait at the router while no replica serves (with an endpoint
+    picker's flow control, also while every replica is saturated). Requests longer than the model's context are
+    refused at once, as vLLM refuses them (HTTP 400)."""
 
     step_s = STEP_S
 
-    def __init__(self, trace: Requests, slo: Slo, routing: Routing, context_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        trace: Requests,
+        slo: Slo,
+        routing: Routing,
+        context_tokens: int | None = None,
+        flow_control: bool = False,
+    ) -> None:
         self.trace = trace
+        self.flow_control = flow_control  # requests wait at the picker while every replica is saturated
         self.slo = slo
         self.routing = routing
         self.duration_s = trace.duration_s
@@ -252,13 +264,20 @@ class RequestWorkload:
         end = int(np.searchsorted(self.trace.arrival_s, t + self.step_s, side="left"))
         self.held.extend(i for i in range(self.next, end) if not self.refused[i])
         self.next = end
-        if live:
-            while self.held:
-                i = self.held.popleft()
-                self._pick(live, i).add(i)
+        while self.held:
+            open_ = [r for r in live if not self._saturated(r)]
+            if not open_:
+                break
+            i = self.held.popleft()
+            self._pick(open_, i).add(i)
         for r in [*serving, *draining]:
             if isinstance(r, RequestReplica):
                 r.step(t, self.step_s)
+
+    def _saturated(self, replica: RequestReplica) -> bool:
+        if not self.flow_control:
+            return False
+        return replica.waiting() >= PICKER_QUEUE_DEPTH or replica.kv_usage() >= PICKER_KV_USAGE
 
     def _pick(self, live: list[RequestReplica], index: int) -> RequestReplica:
         if self.routing == "round-robin":
@@ -288,6 +307,9 @@ class RequestWorkload:
             tpot_p99_s=float(np.percentile(tpot, 99)) if len(tpot) else math.nan,
             refused=float(refused),
         )
+
+    def waiting_upstream(self) -> float:
+        return float(len(self.held))
 
     def demand(self, window_s: float) -> list[float]:
         bins = math.ceil(self.duration_s / window_s)

@@ -87,7 +87,7 @@ class Result:
 def workload_for(trace: Trace, setup: Setup) -> Workload:
     if isinstance(trace, Envelope):
         return FluidWorkload(trace, setup.slo, setup.routing, setup.seed, setup.context_tokens)
-    return RequestWorkload(trace, setup.slo, setup.routing, setup.context_tokens)
+    return RequestWorkload(trace, setup.slo, setup.routing, setup.context_tokens, flow_control=setup.picker_queue)
 
 
 def make_policy(name: str, setup: Setup, workload: Workload) -> policies.Policy:
@@ -214,7 +214,8 @@ class Cluster:
     def _scrape(self, t: float) -> None:
         ready = {p.name: p.replica for p in self.pods if not p.draining and p.ready_at <= t}
         total = self.completed_gone + sum(p.replica.completed for p in self.pods)
-        self.prometheus.scrape(t, ready, total)
+        upstream = self.workload.waiting_upstream() if self.setup.picker_queue else None
+        self.prometheus.scrape(t, ready, total, upstream)
 
     def _apply(self, targets: dict[str, int], now: float, warm_start: bool = False) -> None:
         for name, want in targets.items():

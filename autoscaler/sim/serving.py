@@ -55,6 +55,10 @@ class Workload(Protocol):
 
     def outcome(self) -> Outcome: ...
 
+    def waiting_upstream(self) -> float:
+        """Requests waiting at the router for a replica to serve them (an endpoint picker's queue)."""
+        ...
+
     def demand(self, window_s: float) -> list[float]:
         """Arrival rate (requests/s) per window: what a forecaster with perfect foresight knows."""
         ...

@@ -40,6 +40,7 @@ class Setup:
     routing: Routing = "least-work"
     seed: int = 0
     supply: Mapping[str, GpuSupply] = field(default_factory=dict)  # per accelerator type; absent: unlimited
+    picker_queue: bool = False  # an endpoint picker fronts the model: its queue is seen (endpoint.inferencePool)
 
 
 def stack_file(stack: str, root: Path) -> Path:
@@ -68,4 +69,15 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
         variants.append(SimVariant(engine, v.accelerator_type, v.gpus_per_replica, profile))
     slo = Slo(spec.slo.ttft_seconds, spec.slo.tpot_seconds)
     context = context_tokens(spec.model_id, model.get("maxModelLen"))
-    return Setup(spec.model_id, spec, tuple(variants), thresholds, slo, context, cold_start_s, supply=settings.supply)
+    picker = bool((model.get("endpoint") or {}).get("inferencePool"))
+    return Setup(
+        spec.model_id,
+        spec,
+        tuple(variants),
+        thresholds,
+        slo,
+        context,
+        cold_start_s,
+        supply=settings.supply,
+        picker_queue=picker,
+    )

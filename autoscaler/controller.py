@@ -147,7 +147,11 @@ class Controller:
             )
         else:
             conditions["TargetResolved"] = ("True", "Resolved", f"{len(refs)} Deployments found")
-        tuning = Tuning(tpot_slo_s=spec.slo.tpot_seconds, stale_after_s=self.settings.stale_after_s)
+        tuning = Tuning(
+            tpot_slo_s=spec.slo.tpot_seconds,
+            ttft_slo_s=spec.slo.ttft_seconds,
+            stale_after_s=self.settings.stale_after_s,
+        )
         status = variant_status(refs, ns, world.deployments, world.pods, tuning.node_allowance_s)
         watched_since = self._watched.setdefault((ns, spec.model_id), now)
         observed, metrics_problem = observation(

@@ -37,6 +37,9 @@ class VariantSpec:
     max_replicas: int
     decode_step_s: float  # inter-token latency of a nearly idle replica
     capacity_rps: float  # requests/s a replica serves at an inter-token latency of 100 ms
+    # Prefill: seconds per prompt token and the per-iteration token budget (chunked prefill); None: not judged.
+    k_tok_s: float | None = None
+    max_num_batched_tokens: int = 2048
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class Observation:
     # Requests waiting for the model before any replica (its endpoint picker's flow-control queue); None without
     # such a signal. At zero replicas it is the only thing that wakes a model.
     waiting_upstream: float | None = None
+    # The model's prompts finished over the feedback window, cumulative by prompt length: prompts with <= le tokens
+    # by le (vLLM's request_prompt_tokens histogram, inf included); None without it.
+    prompt_tokens: Mapping[float, float] | None = None
 
     def wakes(self) -> bool:
         return (self.waiting_upstream or 0.0) > 0 or (self.requests_in_retention or 0.0) > 0
@@ -85,6 +91,7 @@ class Observation:
 @dataclass(frozen=True)
 class Tuning:
     tpot_slo_s: float = 0.1  # the model's inter-token latency objective
+    ttft_slo_s: float = 2.0  # the model's time-to-first-token objective
     itl_margin: float = 0.8  # plan replicas to run at most at this fraction of the objective (mean ITL)
     tpot_quantile_z: float = 2.33  # plan the per-request TPOT at this many standard deviations (2.33: p99)
     tpot_window_s: float = (
@@ -175,15 +182,29 @@ def decide(
         return _seed(variants, thresholds, status, observation), memory
     limits = _limits(variants, status, memory, now, tuning)
     # A capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply
-    # nor pending replicas, so the plan moves to the next best variant.
+    # nor pending replicas, so the plan moves to the next best variant. A variant that cannot prefill enough of the
+    # observed prompts within the TTFT objective even when idle is held at its minimum.
+    shares = ttft_shares(variants, observation.prompt_tokens, tuning)
+    slow = _ttft_limited(shares, tuning)
     supplied = [
-        replace(v, max_replicas=max(v.min_replicas, limits[v.name].granted + 1)) if v.name in limits else v
+        replace(v, max_replicas=v.min_replicas)
+        if v.name in slow
+        else replace(v, max_replicas=max(v.min_replicas, limits[v.name].granted + 1))
+        if v.name in limits
+        else v
         for v in variants
     ]
     placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
     pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
     decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, now, tuning)
-    return _within_limits(decision, desired, supplied, limits, now), replace(memory, limits=limits)
+    decision = _within_limits(decision, desired, supplied, limits, now)
+    if slow:
+        said = ", ".join(f"{n} {shares[n] * 100:.1f}%" for n in sorted(slow))
+        best = max(shares.values())
+        note = f"; TTFT: share of the observed prompts an idle replica prefills within {tuning.ttft_slo_s:g} s: {said}"
+        note += f" (best {best * 100:.1f}%): held at their minimum"
+        decision = replace(decision, reason=decision.reason + note)
+    return decision, replace(memory, limits=limits)
 
 
 def _within_limits(
@@ -329,6 +350,60 @@ def _planned(
     if raised:
         reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
+
+
+def ttft_shares(
+    variants: Sequence[VariantSpec], prompts: Mapping[float, float] | None, tuning: Tuning
+) -> dict[str, float]:
+    """Per variant, the share of the observed prompts an idle replica prefills within the TTFT objective (its
+    prefill model from the priors, the prompts from vLLM's histogram, read log-linearly between bucket edges).
+    Empty until the window holds enough prompts to say anything about a 1% tail: until then nothing is held."""
+    if not prompts or prompts.get(math.inf, 0.0) < tuning.feedback_min_requests:
+        return {}
+    return {
+        v.name: _share_at_most(prompts, _longest_prompt(v, tuning.ttft_slo_s))
+        for v in variants
+        if v.k_tok_s is not None
+    }
+
+
+def _ttft_limited(shares: Mapping[str, float], tuning: Tuning) -> set[str]:
+    """The variants below the share every variant is held to: the target, or 1 point below the best variant's
+    share where none reaches it (prompts no GPU prefills in time). The same rule the benchmark's oracle follows."""
+    if not shares:
+        return set()
+    goal = min(tuning.slo_target, max(shares.values()) - 0.01)
+    return {n for n, share in shares.items() if share < goal}
+
+
+def _longest_prompt(v: VariantSpec, ttft_s: float) -> float:
+    """The longest prompt an idle replica prefills within ttft_s: c iterations of the budget, each paying t0."""
+    assert v.k_tok_s is not None
+    longest, chunks = 0.0, 1
+    while chunks * v.decode_step_s < ttft_s:
+        fits = min(chunks * v.max_num_batched_tokens, (ttft_s - chunks * v.decode_step_s) / v.k_tok_s)
+        if fits > (chunks - 1) * v.max_num_batched_tokens:
+            longest = fits
+        else:
+            break
+        chunks += 1
+    return longest
+
+
+def _share_at_most(cumulative: Mapping[float, float], tokens: float) -> float:
+    """The share of prompts with at most `tokens`, interpolated log-linearly between the histogram's edges."""
+    total = cumulative.get(math.inf, 0.0)
+    edges = sorted(le for le in cumulative if le != math.inf)
+    below = [le for le in edges if le <= tokens]
+    above = [le for le in edges if le > tokens]
+    if not below:
+        return 0.0
+    low = below[-1]
+    if not above:
+        return cumulative[low] / total
+    high = above[0]
+    w = math.log(tokens / low) / math.log(high / low) if low > 0 else 1.0
+    return (cumulative[low] + w * (cumulative[high] - cumulative[low])) / total
 
 
 def _limits(

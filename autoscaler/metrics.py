@@ -47,6 +47,8 @@ RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success
 # Requests queued in a model's endpoint picker (Gateway API Inference Extension flow control), by served model name:
 # the demand signal that wakes a model at zero replicas.
 UPSTREAM_QUERY = "sum by (namespace, model_name) (inference_extension_flow_control_queue_size)"
+# The prompts a model's servers finished over the feedback window, by prompt length (vLLM's 1-2-5 token buckets).
+PROMPTS_QUERY = f"sum by (namespace, model_name, le) (increase(vllm:request_prompt_tokens_bucket[{TPOT_WINDOW}]))"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Snapshot:
     pods: Mapping[PodKey, PodMetrics] = field(default_factory=dict)
     requests_in_retention: Mapping[ModelKey, float] = field(default_factory=dict)
     waiting_upstream: Mapping[ModelKey, float] = field(default_factory=dict)  # in the endpoint pickers' queues
+    prompt_tokens: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)  # prompts with <= le tokens
 
     def model_names_in(self, namespace: str) -> list[str]:
         return sorted({m.model_name for (ns, _), m in self.pods.items() if ns == namespace and m.model_name})
@@ -120,7 +123,7 @@ def _value(name: str, labels: Mapping[str, str], value: str) -> Any:
 
 
 def collect(query: Query, retention_window: str = "10m", clock: Callable[[], float] = time.time) -> Snapshot:
-    """Run the cycle's queries (len(QUERIES) + 2, whatever the number of models) and index them by pod."""
+    """Run the cycle's queries (len(QUERIES) + 3, whatever the number of models) and index them by pod."""
     values: dict[PodKey, dict[str, Any]] = {}
     for name, promql in QUERIES.items():
         for series in query(promql):
@@ -136,6 +139,10 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             values.setdefault(key, {})[name] = _value(name, labels, series["value"][1])
     retention = by_model(query(RETENTION_QUERY.format(window=retention_window)))
     upstream = by_model(query(UPSTREAM_QUERY))
+    prompts: dict[ModelKey, dict[float, float]] = {}
+    for series in query(PROMPTS_QUERY):
+        key = (series["metric"].get("namespace", ""), series["metric"].get("model_name", ""))
+        prompts.setdefault(key, {})[float(series["metric"].get("le", "nan"))] = float(series["value"][1])
     pods = {
         key: PodMetrics(
             kv=v.get("kv"),
@@ -152,7 +159,7 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
         )
         for key, v in values.items()
     }
-    return Snapshot(clock(), pods, retention, upstream)
+    return Snapshot(clock(), pods, retention, upstream, prompts)
 
 
 def by_model(series: list[dict[str, Any]]) -> dict[ModelKey, float]:

@@ -77,6 +77,7 @@ def observation(
     if snapshot is None:
         return Observation((), None, None), prometheus_error
     upstream = snapshot.waiting_upstream.get((ns, spec.model_id))
+    prompts = snapshot.prompt_tokens.get((ns, spec.model_id))
     names = {v.name for v in spec.variants}
     live = [p for p in pods if p.namespace == ns and p.variant in names and p.ready]
     samples, seen = [], []
@@ -101,4 +102,4 @@ def observation(
     if watched_for_s < retention_s:
         retention = None
     age = now - max(seen) if seen else None
-    return Observation(tuple(samples), age, retention, upstream), problem
+    return Observation(tuple(samples), age, retention, upstream, prompts), problem

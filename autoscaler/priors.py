@@ -1,6 +1,6 @@
 """Engine inputs from the API: a VariantAutoscaling's variants with their capacity priors filled in."""
 
-from autoscaler.accelerators import ACCELERATORS
+from autoscaler.accelerators import ACCELERATORS, batch_defaults
 from autoscaler.api import Variant
 from autoscaler.engine import VariantSpec
 
@@ -21,4 +21,6 @@ def variant_spec(variant: Variant) -> VariantSpec:
         max_replicas=variant.max_replicas,
         decode_step_s=variant.decode_step_seconds or step,
         capacity_rps=variant.capacity_rps or capacity,
+        k_tok_s=known.k_tok_ms / 1000 if known else None,
+        max_num_batched_tokens=variant.max_num_batched_tokens or batch_defaults(variant.accelerator_type)[0],
     )

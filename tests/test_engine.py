@@ -1,12 +1,13 @@
 """Engine decisions: the seed mode's variant choice and holds, the default mode's plan, and safety properties."""
 
+import math
 from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler.api import Thresholds
+from autoscaler.api import Thresholds, Variant
 from autoscaler.engine import (
     Correction,
     Memory,
@@ -16,9 +17,13 @@ from autoscaler.engine import (
     Tuning,
     VariantSpec,
     VariantStatus,
+    _longest_prompt,
     _planned_utilization,
+    _share_at_most,
     decide,
+    ttft_shares,
 )
+from autoscaler.priors import variant_spec
 
 T = Thresholds()
 SEED = [
@@ -477,3 +482,65 @@ def test_a_starting_replica_is_never_removed_as_idle(mode: Mode) -> None:
     idle = observe(samples("l40s", [(0.0, 0.0), (0.0, 0.0)], throughput=0.0), busy=False)
     decision, _ = decide(mode, SEED, T, ready_and_starting, idle, Memory(), 0.0)
     assert decision.targets["l40s"] == 1  # the two idle ready replicas go, the starting one stays
+
+
+# --- the TTFT rule ---------------------------------------------------------------------------------------------
+
+
+def prompts_with(lengths: list[float]) -> dict[float, float]:
+    """vLLM's request_prompt_tokens histogram (cumulative, 1-2-5 edges) of these prompts."""
+    edges = [m * 10**k for k in range(7) for m in (1, 2, 5)]
+    return {**{float(e): float(sum(1 for n in lengths if n <= e)) for e in edges}, math.inf: float(len(lengths))}
+
+
+TOKEN_SPECS = [
+    variant_spec(Variant.model_validate(v))
+    for v in (
+        {"name": "l40s", "acceleratorType": "L40S", "cost": 5, "maxReplicas": 8, "scaleTargetRef": {"name": "l40s"}},
+        {"name": "a100", "acceleratorType": "A100-80GB", "cost": 20, "scaleTargetRef": {"name": "a100"}},
+        {"name": "h100", "acceleratorType": "H100", "cost": 40, "scaleTargetRef": {"name": "h100"}},
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "long_share", "held"),
+    [
+        (1_000, 0.0, set()),  # chat: every GPU prefills every prompt in time; L40S stays the best value
+        (1_000, 0.05, {"l40s", "a100"}),  # 5% of 12k-token prompts: only an H100 prefills them within 2 s
+        (1_000, 0.005, set()),  # 0.5% of them: within the 1% every variant may miss
+    ],
+)
+def test_a_variant_that_cannot_prefill_the_observed_prompts_in_time_is_held_at_its_minimum(
+    prompt: float, long_share: float, held: set[str]
+) -> None:
+    lengths = [12_000.0 if k < long_share * 1000 else prompt for k in range(1000)]
+    shares = ttft_shares(TOKEN_SPECS, prompts_with(lengths), Tuning())
+    assert shares["h100"] == pytest.approx(1.0)
+    status = {
+        v.name: VariantStatus(
+            v.name, 2 if v.name == "l40s" else 0, 2 if v.name == "l40s" else 0, 2 if v.name == "l40s" else 0
+        )
+        for v in TOKEN_SPECS
+    }
+    obs = Observation(
+        tuple(samples("l40s", [(0.7, 3), (0.7, 3)], throughput=2.0)), 5.0, 100.0, None, prompts_with(lengths)
+    )
+    decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
+    grown = {n for n, t in decision.targets.items() if t > (2 if n == "l40s" else 0)}
+    assert not (grown & held), decision.reason
+    assert ("TTFT" in decision.reason) == bool(held)
+    if held:
+        assert decision.targets["h100"] > 0
+
+
+def test_the_ttft_rule_waits_for_enough_prompts() -> None:
+    few = prompts_with([12_000.0] * 50)
+    assert ttft_shares(TOKEN_SPECS, few, Tuning()) == {}
+
+
+def test_the_share_is_read_between_bucket_edges() -> None:
+    """An L40S prefills at most ~6.3k tokens in 2 s; between the 5k and 10k edges the share is interpolated."""
+    cumulative = {5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
+    share = _share_at_most(cumulative, _longest_prompt(TOKEN_SPECS[0], 2.0))
+    assert 0.90 < share < 1.0

@@ -16,9 +16,7 @@ BENCH_STACK = Path(__file__).resolve().parents[1] / "autoscaler" / "sim" / "benc
 
 
 @pytest.mark.parametrize("policy", ["default", "wva-v1"])
-def test_a_model_at_zero_stays_there_between_bursts_and_wakes_on_the_pickers_queue(
-    tmp_path: Path, policy: str
-) -> None:
+def test_a_model_at_zero_stays_there_between_bursts_and_wakes_on_the_pickers_queue(tmp_path: Path, policy: str) -> None:
     raw = yaml.safe_load(BENCH_STACK.read_text())
     model = raw["config"]["llm-platform:models"][0]
     for variant in model["variants"]:

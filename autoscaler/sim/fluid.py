@@ -15,7 +15,7 @@ from autoscaler.sim import capacity
 from autoscaler.sim.histogram import BINS, bin_of, histogram, p99
 from autoscaler.sim.profiles import Profile
 from autoscaler.sim.requests import refused
-from autoscaler.sim.serving import Outcome, Replica, Routing, Slo
+from autoscaler.sim.serving import PROMPT_EDGES, Outcome, Replica, Routing, Slo
 from autoscaler.sim.traces import Envelope, Lengths
 
 STEP_S = 5.0
@@ -34,7 +34,9 @@ class _Accounts:
 
 
 class FluidReplica:
-    def __init__(self, profile: Profile, mean_in: float, mean_out: float, slo_rate: float) -> None:
+    def __init__(
+        self, profile: Profile, mean_in: float, mean_out: float, slo_rate: float, prompt_shares: np.ndarray
+    ) -> None:
         self.profile = profile
         self.speed = slo_rate  # requests/s within the SLO: its weight in routing
         self.out = mean_out
@@ -49,6 +51,8 @@ class FluidReplica:
         self.tpot_met = 0.0
         self.prefix_queries = 0.0  # the aggregate model has no prefix blocks
         self.prefix_hits = 0.0
+        self.prompt_shares = prompt_shares  # of the length population, per prompt bucket
+        self.prompt_counts = np.zeros(len(prompt_shares))
 
     def kv_usage(self) -> float:
         return min(1.0, self.batch * self.context / self.profile.kv_capacity)
@@ -67,6 +71,7 @@ class FluidReplica:
         self.batch = rate * self.out * itl
         served = rate * dt
         self.completed += served
+        self.prompt_counts += served * self.prompt_shares
         self.tokens += served * self.out
         self.itl_sum += served * self.out * itl
         return self.backlog / self.max_rate, rate
@@ -90,6 +95,8 @@ class FluidWorkload:
         too_long = refused(trace.lengths, context_tokens)
         self.refused_share = float(too_long.mean())
         self.population = trace.lengths.pick(np.nonzero(~too_long)[0]) if too_long.any() else trace.lengths
+        buckets = np.searchsorted(PROMPT_EDGES, self.population.input.astype(np.float64), side="left")
+        self.prompt_shares = np.bincount(buckets, minlength=len(PROMPT_EDGES) + 1) / len(buckets)
         self.mean_in = float(self.population.input.mean())
         self.mean_out = float(self.population.output.mean())
         self.held = 0.0  # arrivals with no replica to go to
@@ -104,7 +111,7 @@ class FluidWorkload:
             prefill = np.sort(profile.prefill_s(self.population.input.astype(np.float64)))
             fits_idle = float(np.searchsorted(prefill, self.slo.ttft_s, side="right"))
             self.accounts[profile] = _Accounts(c, prefill, fits_idle, np.zeros(BINS), np.zeros(len(c.rates)))
-        return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate)
+        return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate, self.prompt_shares)
 
     def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
         dt = self.step_s

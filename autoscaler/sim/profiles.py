@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from autoscaler.accelerators import batch_defaults
+from autoscaler.accelerators import ACCELERATORS, Accelerator, prefill_seconds
 from autoscaler.sim.traces import Floats
 
 
@@ -33,9 +33,9 @@ class Profile:
         return self.t0_s + self.k_tok_s * tokens + self.k_kv_s * kv_tokens
 
     def prefill_s(self, input_tokens: Floats) -> Floats:
-        """An idle replica's prefill of each prompt: ceil(n / budget) iterations, each paying t0, every token once."""
-        chunks = np.maximum(1.0, np.ceil(input_tokens / self.max_num_batched_tokens))
-        return chunks * self.t0_s + self.k_tok_s * input_tokens
+        """An idle replica's prefill of each prompt (`accelerators.prefill_seconds`, the engine's own formula)."""
+        b = self.max_num_batched_tokens
+        return np.array([prefill_seconds(float(n), self.t0_s, self.k_tok_s, b) for n in input_tokens])
 
     def work_s(self, input_tokens: float, output_tokens: float) -> float:
         """Busy seconds one request adds beyond the fixed cost of iterations: its tokens and its KV reads."""
@@ -51,19 +51,20 @@ class Profile:
         return min(rate, batch_limit / (output_tokens * itl_s))
 
 
-def _ms(accelerator: str, t0: float, k_tok: float, k_kv_per_m: float, kv: int) -> Profile:
-    budget, seqs = batch_defaults(accelerator)
-    return Profile(t0 / 1000, k_tok / 1000, k_kv_per_m / 1000 / 1e6, kv, seqs, budget)
+def _profile(a: Accelerator) -> Profile:
+    """A 70B replica of 4 GPUs of this type, from the priors the engine plans with (one source)."""
+    return Profile(
+        a.decode_step_ms / 1000,
+        a.k_tok_ms / 1000,
+        a.k_kv_ms_per_m / 1000 / 1e6,
+        a.kv_cache_tokens,
+        a.max_num_seqs,
+        a.max_num_batched_tokens,
+    )
 
 
 # KV capacities hold for Llama-2-70B and Llama-3.x-70B alike: both have 80 layers of 8 KV heads of 128 dimensions.
-LARGE: dict[str, Profile] = {
-    "L40S": _ms("L40S", 28.0, 0.293, 119, 279_000),
-    "A100-40GB": _ms("A100-40GB", 31.7, 0.210, 50, 30_000),
-    "A100-80GB": _ms("A100-80GB", 24.6, 0.210, 50, 476_000),
-    "H100": _ms("H100", 15.2, 0.081, 31, 472_000),
-    "H200": _ms("H200", 10.6, 0.070, 21, 1_100_000),
-}
+LARGE: dict[str, Profile] = {name: _profile(a) for name, a in ACCELERATORS.items()}
 SMALL_MODEL_MAX_BILLIONS = 13
 # An 8B model on the same GPUs: about 1/9 of the weights per token, 1/2.5 of the KV-cache per token.
 SMALL_SCALE = {"t0": 0.3, "k_tok": 0.125, "k_kv": 0.4, "kv": 2.5}

@@ -7,8 +7,10 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from autoscaler.metrics import PodMetrics, Snapshot
-from autoscaler.sim.serving import Replica
+from autoscaler.sim.serving import PROMPT_EDGES, Replica
 
 SCRAPE_S = 15.0
 WINDOW_S = 60.0
@@ -27,6 +29,7 @@ class _Scrape:
     tpot_met: float
     prefix_queries: float
     prefix_hits: float
+    prompts: np.ndarray  # finished requests per prompt bucket, cumulative over time
 
 
 class Prometheus:
@@ -53,6 +56,7 @@ class Prometheus:
                     r.tpot_met,
                     r.prefix_queries,
                     r.prefix_hits,
+                    r.prompt_counts.copy(),
                 )
             )
             while points[0].t <= t - FEEDBACK_S:
@@ -75,7 +79,17 @@ class Prometheus:
         }
         key = (namespace, model_id)
         retention = {key: self.finished[-1][1] - self.finished[0][1]} if len(self.finished) >= 2 else {}
-        return Snapshot(t, pods, retention, {key: self.upstream} if self.upstream is not None else {})
+        upstream = {key: self.upstream} if self.upstream is not None else {}
+        return Snapshot(t, pods, retention, upstream, {key: self._prompts()} if self.series else {})
+
+    def _prompts(self) -> dict[float, float]:
+        """increase(vllm:request_prompt_tokens_bucket[5m]) summed over the pods: prompts with <= le tokens."""
+        counts = sum((s[-1].prompts - s[0].prompts for s in self.series.values()), np.zeros(len(PROMPT_EDGES) + 1))
+        cumulative = np.cumsum(counts)
+        return {
+            **{float(e): float(c) for e, c in zip(PROMPT_EDGES, cumulative[:-1], strict=True)},
+            math.inf: float(cumulative[-1]),
+        }
 
     @staticmethod
     def _metrics(series: deque[_Scrape], t: float, model_id: str, tpot_objective_s: float) -> PodMetrics:

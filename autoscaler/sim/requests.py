@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoscaler.sim.profiles import Profile
-from autoscaler.sim.serving import Outcome, Replica, Routing, Slo
+from autoscaler.sim.serving import PROMPT_EDGES, Outcome, Replica, Routing, Slo, prompt_bucket
 from autoscaler.sim.traces import HASH_BLOCK_TOKENS, Lengths, Requests
 
 STEP_S = 1.0
@@ -71,6 +71,7 @@ class RequestReplica:
         self.prefix_queries = 0.0  # vllm:prefix_cache_queries_total (tokens)
         self.prefix_hits = 0.0  # vllm:prefix_cache_hits_total (tokens)
         self.iteration_tokens_max = 0  # the most tokens one iteration scheduled (vllm:iteration_tokens_total)
+        self.prompt_counts = np.zeros(len(PROMPT_EDGES) + 1)
 
     def kv_usage(self) -> float:
         return min(1.0, max(0.0, self.kv / self.profile.kv_capacity))
@@ -197,6 +198,7 @@ class RequestReplica:
         self.tpot[index] = (finish_s - first_token_s) / decoded if decoded > 0 else 0.0
         self.tpot_met += self.tpot[index] <= self.slo.tpot_s
         self.completed += 1
+        self.prompt_counts[prompt_bucket(float(self.inputs[index]))] += 1
         self.reserved -= int(self.inputs[index] + self.outputs[index])
         self.kv -= int(self.inputs[index]) + decoded
         if self.hashes is not None:

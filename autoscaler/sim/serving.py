@@ -5,6 +5,9 @@ workload that routes arrivals to them and keeps the SLO accounting. Two models i
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from autoscaler.sim.profiles import Profile
 from autoscaler.sim.traces import Lengths
 
@@ -24,12 +27,22 @@ class Replica(Protocol):
     tpot_met: float  # vllm:request_time_per_output_token_seconds_bucket{le=<the TPOT objective>}
     prefix_queries: float  # vllm:prefix_cache_queries_total (prompt tokens looked up)
     prefix_hits: float  # vllm:prefix_cache_hits_total (prompt tokens found cached)
+    prompt_counts: NDArray[np.float64]  # vllm:request_prompt_tokens: finished requests per bucket of PROMPT_EDGES
 
     def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
 
     def waiting(self) -> float: ...  # vllm:num_requests_waiting
 
     def idle(self) -> bool: ...
+
+
+# vLLM's request_prompt_tokens buckets: the 1-2-5 series (1, 2, 5, 10, 20, 50, ...), here up to a million tokens.
+PROMPT_EDGES = np.array([m * 10**k for k in range(7) for m in (1, 2, 5)], dtype=np.float64)
+
+
+def prompt_bucket(tokens: float) -> int:
+    """The bucket a prompt length is counted in: the first edge at or above it (the last bucket is +Inf)."""
+    return int(np.searchsorted(PROMPT_EDGES, tokens, side="left"))
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def decide(
     # nor pending replicas, so the plan moves to the next best variant. A variant that cannot prefill enough of the
     # observed prompts within the TTFT objective even when idle is held at its minimum.
     shares = ttft_shares(variants, observation.prompt_tokens, tuning)
-    slow = _ttft_limited(shares, tuning)
+    slow = _ttft_limited(shares, (observation.prompt_tokens or {}).get(math.inf, 0.0), tuning)
     supplied = [
         replace(v, max_replicas=v.min_replicas)
         if v.name in slow
@@ -367,13 +367,16 @@ def ttft_shares(
     }
 
 
-def _ttft_limited(shares: Mapping[str, float], tuning: Tuning) -> set[str]:
+def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -> set[str]:
     """The variants below the share every variant is held to: the target, or 1 point below the best variant's
-    share where none reaches it (prompts no GPU prefills in time). The same rule the benchmark's oracle follows."""
+    share where none reaches it (prompts no GPU prefills in time), the same rule the benchmark's oracle follows.
+    Below it with confidence: by more than `tpot_quantile_z` standard errors of a share read from this many
+    prompts, so a window's few long prompts do not swap the mix back and forth."""
     if not shares:
         return set()
     goal = min(tuning.slo_target, max(shares.values()) - 0.01)
-    return {n for n, share in shares.items() if share < goal}
+    z = tuning.tpot_quantile_z
+    return {n for n, p in shares.items() if p < goal - z * math.sqrt(max(p * (1 - p), 1e-9) / prompts)}
 
 
 def _longest_prompt(v: VariantSpec, ttft_s: float) -> float:

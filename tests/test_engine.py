@@ -544,3 +544,21 @@ def test_the_share_is_read_between_bucket_edges() -> None:
     cumulative = {5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
     share = _share_at_most(cumulative, _longest_prompt(TOKEN_SPECS[0], 2.0))
     assert 0.90 < share < 1.0
+
+
+def test_a_few_long_prompts_in_a_window_do_not_swap_the_mix() -> None:
+    """1.3% of 1,500 prompts over what an L40S prefills in time: below the target, but within the noise of a share
+    read from that many prompts; 3% of them is not."""
+    for long_prompts, held in ((20, False), (45, True)):
+        lengths = [12_000.0 if k < long_prompts else 1_000.0 for k in range(1_500)]
+        status = {
+            v.name: VariantStatus(
+                v.name, int(v.name == "l40s") * 2, int(v.name == "l40s") * 2, int(v.name == "l40s") * 2
+            )
+            for v in TOKEN_SPECS
+        }
+        obs = Observation(
+            tuple(samples("l40s", [(0.5, 0), (0.5, 0)], throughput=1.0)), 5.0, 100.0, None, prompts_with(lengths)
+        )
+        decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
+        assert ("TTFT" in decision.reason) == held, long_prompts

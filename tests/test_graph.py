@@ -1,6 +1,7 @@
 """The resource graph every stack declares: one explicit provider, parenting, names, pinned charts."""
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -94,14 +95,22 @@ def missing_value_paths(values: Any, defaults: Any, path: str = "") -> list[str]
     return missing
 
 
-def test_every_helm_value_path_exists_in_the_pinned_chart(stacks: list[Rendered]) -> None:
+@pytest.fixture
+def chart_defaults() -> Callable[[Declared], Any]:
+    """The pinned chart's default values of a release (the test is skipped where they are not at hand)."""
     charts = chart_values_dir()
     if charts is None:
         pytest.skip("chart default values not found: set LLM_PLATFORM_CHART_VALUES")
+    return lambda release: yaml.safe_load((charts / release.inputs["chart"] / "values.yaml").read_text())
+
+
+def test_every_helm_value_path_exists_in_the_pinned_chart(
+    stacks: list[Rendered], chart_defaults: Callable[[Declared], Any]
+) -> None:
     checked = 0
     for rendered in stacks:
         for release in releases(rendered):
-            defaults = yaml.safe_load((charts / release.inputs["chart"] / "values.yaml").read_text())
+            defaults = chart_defaults(release)
             missing = missing_value_paths(release.inputs["values"], defaults)
             assert set(missing) <= SUBCHART_PATHS.get(release.inputs["chart"], set()), release.urn
             checked += 1
@@ -147,19 +156,17 @@ def enforced_levels(rendered: Rendered) -> dict[str, str]:
     }
 
 
-def test_no_chart_component_mounts_a_host_path_in_a_namespace_that_refuses_it(stacks: list[Rendered]) -> None:
+def test_no_chart_component_mounts_a_host_path_in_a_namespace_that_refuses_it(
+    stacks: list[Rendered], chart_defaults: Callable[[Declared], Any]
+) -> None:
     """Pod Security baseline refuses hostPath volumes: a chart default left on would keep its pods from starting."""
-    charts = chart_values_dir()
-    if charts is None:
-        pytest.skip("chart default values not found: set LLM_PLATFORM_CHART_VALUES")
     checked = 0
     for rendered in stacks:
         levels = enforced_levels(rendered)
         for release in releases(rendered):
             if levels.get(release.inputs["namespace"]) not in ("baseline", "restricted"):
                 continue
-            defaults = yaml.safe_load((charts / release.inputs["chart"] / "values.yaml").read_text())
-            values = merged(release.inputs["values"], defaults)
+            values = merged(release.inputs["values"], chart_defaults(release))
             enabled = {k: v for k, v in values.items() if isinstance(v, dict) and v.get("enabled") is True}
             assert host_path_volumes(enabled) == [], release.urn
             checked += 1

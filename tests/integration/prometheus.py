@@ -25,6 +25,7 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # vLLM's first edges
+PROMPT_BUCKETS = tuple(float(m * 10**k) for k in range(6) for m in (1, 2, 5))  # vLLM's 1-2-5 series
 
 
 def free_port() -> int:
@@ -68,6 +69,9 @@ class SimulatedVllm:
         ).set(1)
         self.tpot = Histogram(
             "vllm:request_time_per_output_token_seconds", "TPOT per request", labels, buckets=TPOT_BUCKETS, registry=r
+        ).labels(self.model_name, "0")
+        self.prompts = Histogram(
+            "vllm:request_prompt_tokens", "prompt tokens per request", labels, buckets=PROMPT_BUCKETS, registry=r
         ).labels(self.model_name, "0")
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS, registry=r

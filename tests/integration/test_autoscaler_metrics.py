@@ -1,5 +1,6 @@
 """The autoscaler's PromQL against a real Prometheus scraping simulated vLLM pods, and a full controller pass."""
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,8 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
                 p.generated.inc(600)
                 p.prefix_queries.inc(4000)
                 p.prefix_hits.inc(1000)
+                for prompt in (800, 1500, 12_000):  # one request in three over 10k tokens
+                    p.prompts.observe(prompt)
                 for _ in range(20):
                     p.itl.observe(0.05)
                 for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
@@ -73,6 +76,9 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert first.tpot_within(0.08) == (finished, pytest.approx(finished / 3, rel=0.01))  # read at the 75 ms edge
     assert first.tpot_within(0.005) is None
     assert first.prefix_hit_ratio == pytest.approx(0.25)
+    prompts = snapshot.prompt_tokens[(NS, MODEL_ID)]  # both pods of the model, by prompt length
+    assert prompts[math.inf] > 0 and prompts[10_000.0] == pytest.approx(prompts[math.inf] * 2 / 3, rel=0.01)
+    assert snapshot.waiting_upstream == {}  # no endpoint picker here
     assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
     assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0
     assert snapshot.model_names_in(NS) == [MODEL_ID]

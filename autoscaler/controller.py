@@ -7,7 +7,7 @@ trusted; every hold says why in the object's status and, when it starts, in a Wa
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +46,20 @@ class World:
     """What one pass reads before deciding anything."""
 
     deployments: Mapping[tuple[str, str], DeploymentState]
-    pods: list[ServingPod]
+    pods: Mapping[tuple[str, str], list[ServingPod]]  # by (namespace, variant): each model reads only its own
     hpa_targets: set[tuple[str, str]]
     snapshot: Snapshot | None
     prometheus_error: str | None = None
+
+    def pods_of(self, ns: str, variants: Iterable[str]) -> list[ServingPod]:
+        return [p for v in variants for p in self.pods.get((ns, v), [])]
+
+
+def by_variant(pods: list[ServingPod]) -> dict[tuple[str, str], list[ServingPod]]:
+    index: dict[tuple[str, str], list[ServingPod]] = {}
+    for p in pods:
+        index.setdefault((p.namespace, p.variant), []).append(p)
+    return index
 
 
 @dataclass
@@ -108,7 +118,7 @@ class Controller:
 
     def _read_world(self) -> World:
         deployments = self.kube.serving_deployments()
-        pods = self.kube.serving_pods(self.clock())
+        pods = by_variant(self.kube.serving_pods(self.clock()))
         hpas = self.kube.hpa_targets()
         try:
             return World(deployments, pods, hpas, collect(self.query, f"{self.settings.retention_s}s", self.clock))
@@ -152,12 +162,13 @@ class Controller:
             ttft_slo_s=spec.slo.ttft_seconds,
             stale_after_s=self.settings.stale_after_s,
         )
-        status = variant_status(refs, ns, world.deployments, world.pods, tuning.node_allowance_s)
+        pods = world.pods_of(ns, refs)
+        status = variant_status(refs, ns, world.deployments, pods, tuning.node_allowance_s)
         watched_since = self._watched.setdefault((ns, spec.model_id), now)
         observed, metrics_problem = observation(
             spec,
             ns,
-            world.pods,
+            pods,
             world.snapshot,
             world.prometheus_error,
             now - watched_since,
@@ -197,8 +208,8 @@ class Controller:
         if world.snapshot is None:
             return {}
         out: dict[str, dict[str, Any]] = {}
-        for pod in world.pods:
-            m = world.snapshot.pods.get((ns, pod.name)) if pod.namespace == ns and pod.ready else None
+        for pod in world.pods_of(ns, [v.name for v in spec.variants]):
+            m = world.snapshot.pods.get((ns, pod.name)) if pod.ready else None
             if m is None:
                 continue
             slot = out.setdefault(pod.variant, {"kvCacheTokens": 0, "generationTokensPerSecond": 0.0})

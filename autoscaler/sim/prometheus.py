@@ -36,7 +36,6 @@ class Prometheus:
     def __init__(self) -> None:
         self.series: dict[str, deque[_Scrape]] = {}
         self.finished: deque[tuple[float, float]] = deque()  # (t, requests completed by the model so far)
-        self.last_scrape: float | None = None
         self.upstream: float | None = None
 
     def scrape(self, t: float, pods: dict[str, Replica], completed_total: float, upstream: float | None) -> None:
@@ -68,7 +67,6 @@ class Prometheus:
         while self.finished and self.finished[0][0] < t - RETENTION_S:
             self.finished.popleft()
         self.upstream = upstream
-        self.last_scrape = t
 
     def snapshot(self, t: float, namespace: str, model_id: str, tpot_objective_s: float) -> Snapshot:
         """What `autoscaler/metrics.py` would collect from this Prometheus at t: the series of the pods still

@@ -24,10 +24,6 @@ class Accelerator:
     k_tok_ms: float = 0.2  # per token an iteration processes
     k_kv_ms_per_m: float = 50.0  # per million KV-cache tokens its decodes read
 
-    def prefill_s(self, prompt_tokens: float, budget: int | None = None) -> float:
-        budget = budget or self.max_num_batched_tokens
-        return prefill_seconds(prompt_tokens, self.decode_step_ms / 1000, self.k_tok_ms / 1000, budget)
-
     @property
     def max_num_batched_tokens(self) -> int:
         """vLLM's default per-step token budget for its OpenAI server (`EngineArgs.get_batch_defaults`, balanced

@@ -14,11 +14,13 @@ that runs in production. Two modes:
 Both hold replicas, and never scale down, when metrics are missing, stale or contradictory.
 """
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from autoscaler.accelerators import prefill_seconds
 from autoscaler.api import Thresholds
 from autoscaler.planner import Option, best_value_growth, cheapest_mix
 from autoscaler.saturation import Load, analyze
@@ -186,25 +188,30 @@ def decide(
     # observed prompts within the TTFT objective even when idle is held at its minimum.
     shares = ttft_shares(variants, observation.prompt_tokens, tuning)
     slow = _ttft_limited(shares, (observation.prompt_tokens or {}).get(math.inf, 0.0), tuning)
-    supplied = [
-        replace(v, max_replicas=v.min_replicas)
-        if v.name in slow
-        else replace(v, max_replicas=max(v.min_replicas, limits[v.name].granted + 1))
-        if v.name in limits
-        else v
-        for v in variants
-    ]
+    supplied = [_supplied(v, slow, limits) for v in variants]
     placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
     pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
     decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, now, tuning)
     decision = _within_limits(decision, desired, supplied, limits, now)
     if slow:
-        said = ", ".join(f"{n} {shares[n] * 100:.1f}%" for n in sorted(slow))
-        best = max(shares.values())
-        note = f"; TTFT: share of the observed prompts an idle replica prefills within {tuning.ttft_slo_s:g} s: {said}"
-        note += f" (best {best * 100:.1f}%): held at their minimum"
-        decision = replace(decision, reason=decision.reason + note)
+        decision = replace(decision, reason=decision.reason + _ttft_note(shares, slow, tuning))
     return decision, replace(memory, limits=limits)
+
+
+def _supplied(v: VariantSpec, slow: set[str], limits: Mapping[str, Limit]) -> VariantSpec:
+    """The variant as this pass may plan it: held at its minimum when it cannot prefill the observed prompts in
+    time, at most what it got plus one when the cluster cannot supply it, else as it is."""
+    if v.name in slow:
+        return replace(v, max_replicas=v.min_replicas)
+    if v.name in limits:
+        return replace(v, max_replicas=max(v.min_replicas, limits[v.name].granted + 1))
+    return v
+
+
+def _ttft_note(shares: Mapping[str, float], slow: set[str], tuning: Tuning) -> str:
+    said = ", ".join(f"{n} {shares[n] * 100:.1f}%" for n in sorted(slow))
+    note = f"; TTFT: share of the observed prompts an idle replica prefills within {tuning.ttft_slo_s:g} s: {said}"
+    return note + f" (best {max(shares.values()) * 100:.1f}%): held at their minimum"
 
 
 def _within_limits(
@@ -380,17 +387,18 @@ def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -
 
 
 def _longest_prompt(v: VariantSpec, ttft_s: float) -> float:
-    """The longest prompt an idle replica prefills within ttft_s: c iterations of the budget, each paying t0."""
     assert v.k_tok_s is not None
-    longest, chunks = 0.0, 1
-    while chunks * v.decode_step_s < ttft_s:
-        fits = min(chunks * v.max_num_batched_tokens, (ttft_s - chunks * v.decode_step_s) / v.k_tok_s)
-        if fits > (chunks - 1) * v.max_num_batched_tokens:
-            longest = fits
-        else:
-            break
-        chunks += 1
-    return longest
+    return longest_prompt(v.decode_step_s, v.k_tok_s, v.max_num_batched_tokens, ttft_s)
+
+
+@functools.lru_cache(maxsize=256)
+def longest_prompt(t0_s: float, k_tok_s: float, budget: int, ttft_s: float) -> float:
+    """The longest prompt an idle replica prefills within ttft_s (the prefill model is monotone in the length)."""
+    low, high = 0.0, ttft_s / k_tok_s
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if prefill_seconds(mid, t0_s, k_tok_s, budget) <= ttft_s else (low, mid)
+    return low
 
 
 def _share_at_most(cumulative: Mapping[float, float], tokens: float) -> float:

@@ -540,7 +540,7 @@ def test_the_ttft_rule_waits_for_enough_prompts() -> None:
 
 
 def test_the_share_is_read_between_bucket_edges() -> None:
-    """An L40S prefills at most ~6.3k tokens in 2 s; between the 5k and 10k edges the share is interpolated."""
+    """An L40S prefills at most ~6.4k tokens in 2 s; between the 5k and 10k edges the share is interpolated."""
     cumulative = {5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
     share = _share_at_most(cumulative, _longest_prompt(TOKEN_SPECS[0], 2.0))
     assert 0.90 < share < 1.0

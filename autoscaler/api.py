@@ -87,7 +87,8 @@ class ThresholdOverride(Thresholds):
 
 
 class ReplicaProfile(ApiModel):
-    """The simulator's replica model for one accelerator type, overriding its defaults (measure yours)."""
+    """A replica's iteration-time model (REFERENCE section 9), overriding the accelerator type's defaults field by
+    field: a variant's `profile` is the engine's prior, `simulator.profiles` the simulated replicas' truth."""
 
     t0_ms: float | None = Field(None, gt=0)
     k_tok_ms: float | None = Field(None, ge=0)
@@ -128,7 +129,7 @@ class ScaleTargetRef(ApiModel):
 
 
 class Variant(ApiModel):
-    """One variant of the model. Capacity priors default from the accelerator type; set them to calibrate."""
+    """One variant of the model. Its token profile defaults from the accelerator type; set `profile` to calibrate."""
 
     name: str = Field(min_length=1)
     accelerator_type: str = Field(min_length=1)
@@ -137,8 +138,15 @@ class Variant(ApiModel):
     min_replicas: int = Field(0, ge=0)
     max_replicas: int = Field(DEFAULT_MAX_REPLICAS, ge=1)
     scale_target_ref: ScaleTargetRef
-    capacity_rps: float | None = Field(None, gt=0, description="requests/s per replica at 100 ms inter-token latency")
-    decode_step_seconds: float | None = Field(None, gt=0, description="inter-token latency of an idle replica")
+    profile: ReplicaProfile | None = Field(
+        None, description="the replica's token profile, where it differs from the accelerator type's (measure yours)"
+    )
+    capacity_rps: float | None = Field(
+        None, gt=0, description="deprecated, use profile: requests/s per replica at 100 ms ITL on a conversation mix"
+    )
+    decode_step_seconds: float | None = Field(
+        None, gt=0, description="deprecated, use profile.t0Ms: inter-token latency of an idle replica"
+    )
     max_num_batched_tokens: int | None = Field(
         None, ge=1, description="vLLM's per-step token budget (chunked prefill); default vLLM's for the GPU"
     )

@@ -5,9 +5,11 @@ that runs in production. Two modes:
 
 - `wva-v1`: the seed's algorithm exactly (REFERENCE section 7): +-1 replica per cycle on the saturation signal.
 - `default`: plans a mix of variants that serves the measured demand (and a steady rise over a cold start) for
-  99% of requests within the latency SLO. A replica's capacity is learned online from inter-token latency, planned
-  at the p99 of a request's TPOT and raised where vLLM's per-request TPOT histogram shows room; variants are ranked
-  by cost per unit of capacity, grown by the best value and shrunk by the worst. It steps to the plan at once,
+  99% of requests within the latency SLO. A replica's capacity comes from its token profile and the model's
+  measured request shape (prompt and output tokens, prefix-cache hits), with the work per request corrected online
+  from inter-token latency; it is planned at the p99 of a request's TPOT and raised where vLLM's per-request TPOT
+  histogram shows room; variants are ranked by cost per unit of capacity, grown by the best value and shrunk by the
+  worst. It steps to the plan at once,
   counts pending replicas as supply, brings variants up from zero, scales down only after the lower plan has held
   for a window, and keeps the seed's saturation analysis as a guardrail.
 
@@ -20,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from autoscaler.accelerators import prefill_seconds
+from autoscaler.accelerators import PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, TokenProfile, prefill_seconds
 from autoscaler.api import Thresholds
 from autoscaler.planner import Option, best_value_growth, cheapest_mix
 from autoscaler.saturation import Load, analyze
@@ -31,17 +33,28 @@ Action = Literal["scale-up", "scale-down", "rebalance", "none", "hold"]
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """A variant with its capacity priors (for a replica of this variant, before anything is learned)."""
+    """A variant with the token profile of one of its replicas, before anything is learned."""
 
     name: str
     cost: float
     min_replicas: int
     max_replicas: int
-    decode_step_s: float  # inter-token latency of a nearly idle replica
-    capacity_rps: float  # requests/s a replica serves at an inter-token latency of 100 ms
-    # Prefill: seconds per prompt token and the per-iteration token budget (chunked prefill); None: not judged.
-    k_tok_s: float | None = None
-    max_num_batched_tokens: int = 2048
+    profile: TokenProfile
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A model's requests: mean prompt and output tokens, and the share of prompt tokens its prefix cache served.
+    The default is the prior, the mix the profiles were checked on, until the model's own is measured."""
+
+    prompt_tokens: float = PRIOR_PROMPT_TOKENS
+    output_tokens: float = PRIOR_OUTPUT_TOKENS
+    cached_share: float = 0.0
+    requests: float = 0.0  # finished requests it was measured from (0: the prior)
+
+    def describe(self) -> str:
+        measured = f"over {self.requests:.0f} requests" if self.requests else "prior"
+        return f"{self.prompt_tokens:.0f}/{self.output_tokens:.0f} tokens, {self.cached_share:.0%} cached ({measured})"
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class Observation:
     # The model's prompts finished over the feedback window, cumulative by prompt length: prompts with <= le tokens
     # by le (vLLM's request_prompt_tokens histogram, inf included); None without it.
     prompt_tokens: Mapping[float, float] | None = None
+    shape: Shape | None = None  # the model's requests over the feedback window; None without the histograms
 
     def wakes(self) -> bool:
         return (self.waiting_upstream or 0.0) > 0 or (self.requests_in_retention or 0.0) > 0
@@ -96,17 +110,20 @@ class Tuning:
     ttft_slo_s: float = 2.0  # the model's time-to-first-token objective
     itl_margin: float = 0.8  # plan replicas to run at most at this fraction of the objective (mean ITL)
     tpot_quantile_z: float = 2.33  # plan the per-request TPOT at this many standard deviations (2.33: p99)
-    tpot_window_s: float = (
-        10.0  # a request's decode time (211 tokens at ~50 ms): the window its TPOT averages load over
-    )
     headroom: float = 0.1  # extra capacity over the measured demand
     backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
     scale_down_window_s: float = 300.0
     cold_start_s: float = 240.0  # a new replica serves this long after it is requested: the forecast horizon
     trend_window_s: float = 300.0  # the demand trend is the least-squares slope over this window
     stale_after_s: float = 60.0
-    learn_rate: float = 0.3
-    min_utilization_to_learn: float = 0.15
+    learn_rate: float = 0.3  # a correction moves this share of the way to each measurement (smoothing)
+    min_utilization_to_learn: float = 0.15  # below it, ITL is mostly the fixed iteration cost and says nothing
+    # ITL only sees iterations that carry a decode: with a mean decode batch of B (Little: throughput x output
+    # tokens x ITL), about e^-B of the time carries none (2% at 4), and the prefills done then are not measured.
+    min_decode_batch_to_learn: float = 4.0
+    # The profiles are good to +-30-50% (REFERENCE section 9): a measured work per request beyond this factor of
+    # the profile's is a measurement fault (another model on the GPU, a broken exporter), not the replica.
+    correction_max: float = 2.0
     slo_target: float = 0.99  # share of requests whose TPOT must meet the objective
     feedback_window_s: float = 300.0  # the window the replicas' TPOT counts cover: one correction per window
     feedback_min_requests: float = 200.0  # fewer finished requests in a window say nothing about a 1% tail
@@ -138,9 +155,10 @@ class Limit:
 
 @dataclass(frozen=True)
 class Memory:
-    """What the engine carries between cycles: learned full-load capacity per variant, recent plans."""
+    """What the engine carries between cycles: corrections per variant, the model's shape, recent plans."""
 
-    full_capacity: Mapping[str, float] = field(default_factory=dict)
+    work: Mapping[str, float] = field(default_factory=dict)  # variants seen busy: measured work per request / profile's
+    shape: Shape = Shape()
     corrections: Mapping[str, Correction] = field(default_factory=dict)  # per variant, from measured TPOT
     plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
     demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
@@ -183,19 +201,79 @@ def decide(
     if mode == "wva-v1":
         return _seed(variants, thresholds, status, observation), memory
     limits = _limits(variants, status, memory, now, tuning)
-    # A capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply
-    # nor pending replicas, so the plan moves to the next best variant. A variant that cannot prefill enough of the
+    # Every variant is planned on its profile corrected by what its replicas measured, for the model's shape. A
+    # capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply nor
+    # pending replicas, so the plan moves to the next best variant. A variant that cannot prefill enough of the
     # observed prompts within the TTFT objective even when idle is held at its minimum.
-    shares = ttft_shares(variants, observation.prompt_tokens, tuning)
+    shape = _shape(observation, memory, tuning)
+    learned = _corrections(variants, observation, memory, shape, tuning)
+    mean = sum(learned.values()) / len(learned) if learned else 1.0
+    work = {v.name: learned.get(v.name, mean) for v in variants}
+    corrected = [replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants]
+    shares = ttft_shares(corrected, observation.prompt_tokens, tuning)
     slow = _ttft_limited(shares, (observation.prompt_tokens or {}).get(math.inf, 0.0), tuning)
-    supplied = [_supplied(v, slow, limits) for v in variants]
+    supplied = [_supplied(v, slow, limits) for v in corrected]
     placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
     pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
-    decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, now, tuning)
+    decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, shape, now, tuning)
     decision = _within_limits(decision, desired, supplied, limits, now)
+    reason = decision.reason + f"; shape {shape.describe()}" + _work_note(work)
     if slow:
-        decision = replace(decision, reason=decision.reason + _ttft_note(shares, slow, tuning))
-    return decision, replace(memory, limits=limits)
+        reason += _ttft_note(shares, slow, tuning)
+    return replace(decision, reason=reason), replace(memory, limits=limits, work=learned, shape=shape)
+
+
+def _shape(obs: Observation, memory: Memory, tuning: Tuning) -> Shape:
+    """The model's shape over the feedback window, once it holds enough requests to say anything; else the last one
+    measured (the prior before any)."""
+    if obs.shape is not None and obs.shape.requests >= tuning.feedback_min_requests:
+        return obs.shape
+    return memory.shape
+
+
+def _corrections(
+    variants: Sequence[VariantSpec], obs: Observation, memory: Memory, shape: Shape, tuning: Tuning
+) -> dict[str, float]:
+    """Per variant, the work per request its replicas measured over what its profile expects for the shape (the
+    correction factor of NVIDIA Dynamo's SLA planner): a replica's utilization is read from its inter-token latency
+    (ITL = t0 / (1 - utilization)), its work per request is utilization over throughput, read only from replicas
+    busy enough for ITL to see their prefills. The median of the variant's replicas moves the factor `learn_rate` of
+    the way, bounded by `correction_max`. Only the variants seen busy enough have one (the others are planned with
+    the mean of these: a model's profile errors are shared across GPU types)."""
+    learned = {v.name: memory.work[v.name] for v in variants if v.name in memory.work}
+    for v in variants:
+        expected = v.profile.work_s(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+        ratios = sorted(
+            u / s.throughput / expected
+            for s in obs.samples
+            if s.variant == v.name and s.itl_s is not None and s.throughput > 0
+            for u in [_utilization_at(v.profile.t0_s, s.itl_s)]
+            if u >= tuning.min_utilization_to_learn
+            and s.throughput * shape.output_tokens * s.itl_s >= tuning.min_decode_batch_to_learn
+        )
+        if ratios:
+            old = learned.get(v.name, 1.0)
+            new = old + tuning.learn_rate * (ratios[len(ratios) // 2] - old)
+            learned[v.name] = min(tuning.correction_max, max(1 / tuning.correction_max, new))
+    return learned
+
+
+def _corrected(p: TokenProfile, work: float) -> TokenProfile:
+    return replace(p, k_tok_s=p.k_tok_s * work, k_kv_s=p.k_kv_s * work)
+
+
+def _work_note(work: Mapping[str, float]) -> str:
+    moved = [f"{n} x{f:.2f}" for n, f in sorted(work.items()) if abs(f - 1) >= 0.01]
+    return f"; measured work per request over the profile's: {', '.join(moved)}" if moved else ""
+
+
+def replica_capacity(p: TokenProfile, shape: Shape, tuning: Tuning) -> float:
+    """Requests/s one replica serves with the p99 of a request's TPOT within the objective, for this shape: its work
+    per request at the planned utilization, within its KV cache and its running-request cap."""
+    full = 1 / p.work_s(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    decode_s = shape.output_tokens * tuning.tpot_slo_s * tuning.itl_margin
+    u = _planned_utilization(p.t0_s, full, decode_s, tuning)
+    return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
 
 
 def _supplied(v: VariantSpec, slow: set[str], limits: Mapping[str, Limit]) -> VariantSpec:
@@ -304,11 +382,11 @@ def _planned(
     pending: int,
     obs: Observation,
     memory: Memory,
+    shape: Shape,
     now: float,
     tuning: Tuning,
 ) -> tuple[Decision, Memory]:
-    full = _learn(variants, obs, memory, tuning)
-    modelled = {v.name: full[v.name] * _planned_utilization(v.decode_step_s, full[v.name], tuning) for v in variants}
+    modelled = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     capacity = {n: modelled[n] * corrections[n].factor for n in modelled}
     served = sum(s.throughput for s in obs.samples)
@@ -352,7 +430,7 @@ def _planned(
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
     if targets != plan:
         reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
-    memory = replace(memory, full_capacity=full, plans=plans, demands=demands, corrections=corrections)
+    memory = replace(memory, plans=plans, demands=demands, corrections=corrections)
     raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
     if raised:
         reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
@@ -367,11 +445,7 @@ def ttft_shares(
     Empty until the window holds enough prompts to say anything about a 1% tail: until then nothing is held."""
     if not prompts or prompts.get(math.inf, 0.0) < tuning.feedback_min_requests:
         return {}
-    return {
-        v.name: _share_at_most(prompts, _longest_prompt(v, tuning.ttft_slo_s))
-        for v in variants
-        if v.k_tok_s is not None
-    }
+    return {v.name: _share_at_most(prompts, _longest_prompt(v, tuning.ttft_slo_s)) for v in variants}
 
 
 def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -> set[str]:
@@ -387,8 +461,8 @@ def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -
 
 
 def _longest_prompt(v: VariantSpec, ttft_s: float) -> float:
-    assert v.k_tok_s is not None
-    return longest_prompt(v.decode_step_s, v.k_tok_s, v.max_num_batched_tokens, ttft_s)
+    p = v.profile
+    return longest_prompt(p.t0_s, p.k_tok_s, p.max_num_batched_tokens, ttft_s)
 
 
 @functools.lru_cache(maxsize=256)
@@ -492,10 +566,11 @@ def _incremental_plan(
     return plan
 
 
-def _planned_utilization(decode_step_s: float, full_rps: float, tuning: Tuning) -> float:
+def _planned_utilization(decode_step_s: float, full_rps: float, decode_s: float, tuning: Tuning) -> float:
     """The utilization to plan a replica at so that the z-quantile of a request's TPOT meets the objective.
 
-    A request's TPOT is its replica's ITL averaged over the request's decode time W. The requests it shares the
+    A request's TPOT is its replica's ITL averaged over the request's decode time W (`decode_s`: its output tokens
+    at the planned ITL). The requests it shares the
     replica with in that window arrive as a Poisson stream, n = rho * full * W of them, so at the quantile the
     utilization is rho * (1 + z / sqrt(n)); ITL = step / (1 - utilization) must stay within the objective. Solve
     rho + z * sqrt(rho / (full * W)) = u_slo, a quadratic in sqrt(rho). A replica that serves more requests
@@ -503,7 +578,7 @@ def _planned_utilization(decode_step_s: float, full_rps: float, tuning: Tuning) 
     stays within `itl_margin` of the objective.
     """
     u_slo = _utilization_at(decode_step_s, tuning.tpot_slo_s)
-    a = tuning.tpot_quantile_z / math.sqrt(max(1e-9, full_rps * tuning.tpot_window_s))
+    a = tuning.tpot_quantile_z / math.sqrt(max(1e-9, full_rps * decode_s))
     root = (-a + math.sqrt(a * a + 4 * u_slo)) / 2
     mean_cap = _utilization_at(decode_step_s, tuning.tpot_slo_s * tuning.itl_margin)
     return max(0.05, min(mean_cap, root * root))
@@ -547,27 +622,3 @@ def _feedback(
         elif missed < allowed / 2 and busy >= tuning.feedback_busy and c.factor < tuning.feedback_max:
             out[v.name] = Correction(min(tuning.feedback_max, c.factor * (1 + tuning.feedback_step / 2)), now)
     return out
-
-
-def _learn(variants: Sequence[VariantSpec], obs: Observation, memory: Memory, tuning: Tuning) -> dict[str, float]:
-    """Full-load capacity (requests/s at utilization 1) per variant, learned from throughput over utilization.
-
-    Variants without observations keep their prior scaled by how far the observed variants are from theirs.
-    """
-    prior = {v.name: v.capacity_rps / _utilization_at(v.decode_step_s, 0.1) for v in variants}
-    learned = {n: c for n, c in memory.full_capacity.items() if n in prior}
-    for v in variants:
-        estimates = [
-            s.throughput / u
-            for s in obs.samples
-            if s.variant == v.name and s.itl_s is not None and s.throughput > 0
-            for u in [_utilization_at(v.decode_step_s, s.itl_s)]
-            if u >= tuning.min_utilization_to_learn
-        ]
-        if estimates:
-            estimate = sorted(estimates)[len(estimates) // 2]
-            old = learned.get(v.name, prior[v.name])
-            learned[v.name] = old + tuning.learn_rate * (estimate - old)
-    ratios = [learned[n] / prior[n] for n in learned]
-    scale = sum(ratios) / len(ratios) if ratios else 1.0
-    return {v.name: learned.get(v.name, prior[v.name] * scale) for v in variants}

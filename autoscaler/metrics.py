@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 
-from autoscaler.engine import Tuning
+from autoscaler.engine import Shape, Tuning
 
 PodKey = tuple[str, str]  # (namespace, pod)
 ModelKey = tuple[str, str]  # (namespace, served model name)
@@ -49,6 +49,18 @@ RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success
 UPSTREAM_QUERY = "sum by (namespace, model_name) (inference_extension_flow_control_queue_size)"
 # The prompts a model's servers finished over the feedback window, by prompt length (vLLM's 1-2-5 token buckets).
 PROMPTS_QUERY = f"sum by (namespace, model_name, le) (increase(vllm:request_prompt_tokens_bucket[{TPOT_WINDOW}]))"
+# A model's request shape over the same window, in one query: each counter's increase labelled `of` with its name.
+SHAPE_SERIES = {
+    "requests": "vllm:request_prompt_tokens_count",
+    "prompt": "vllm:request_prompt_tokens_sum",
+    "generation": "vllm:request_generation_tokens_sum",
+    "cache_queries": "vllm:prefix_cache_queries_total",
+    "cache_hits": "vllm:prefix_cache_hits_total",
+}
+SHAPE_QUERY = " or ".join(
+    f'label_replace(sum by (namespace, model_name) (increase({metric}[{TPOT_WINDOW}])), "of", "{name}", "", "")'
+    for name, metric in SHAPE_SERIES.items()
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class Snapshot:
     requests_in_retention: Mapping[ModelKey, float] = field(default_factory=dict)
     waiting_upstream: Mapping[ModelKey, float] = field(default_factory=dict)  # in the endpoint pickers' queues
     prompt_tokens: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)  # prompts with <= le tokens
+    shapes: Mapping[ModelKey, Shape] = field(default_factory=dict)  # measured over the feedback window
 
     def model_names_in(self, namespace: str) -> list[str]:
         return sorted({m.model_name for (ns, _), m in self.pods.items() if ns == namespace and m.model_name})
@@ -123,7 +136,7 @@ def _value(name: str, labels: Mapping[str, str], value: str) -> Any:
 
 
 def collect(query: Query, retention_window: str = "10m", clock: Callable[[], float] = time.time) -> Snapshot:
-    """Run the cycle's queries (len(QUERIES) + 3, whatever the number of models) and index them by pod."""
+    """Run the cycle's queries (len(QUERIES) + 4, whatever the number of models) and index them by pod."""
     values: dict[PodKey, dict[str, Any]] = {}
     for name, promql in QUERIES.items():
         for series in query(promql):
@@ -159,7 +172,26 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
         )
         for key, v in values.items()
     }
-    return Snapshot(clock(), pods, retention, upstream, prompts)
+    return Snapshot(clock(), pods, retention, upstream, prompts, shapes(query(SHAPE_QUERY)))
+
+
+def shapes(series: list[dict[str, Any]]) -> dict[ModelKey, Shape]:
+    """Per model, the mean prompt and output tokens of its finished requests and the share of prompt tokens its
+    prefix cache served; only models with finished requests."""
+    counters: dict[ModelKey, dict[str, float]] = {}
+    for s in series:
+        key = (s["metric"].get("namespace", ""), s["metric"].get("model_name", ""))
+        counters.setdefault(key, {})[s["metric"].get("of", "")] = float(s["value"][1])
+    return {key: shape for key, c in counters.items() if (shape := shape_of(c)) is not None}
+
+
+def shape_of(c: Mapping[str, float]) -> Shape | None:
+    n = c.get("requests", 0.0)
+    if not n > 0 or "prompt" not in c or "generation" not in c:
+        return None
+    looked_up = c.get("cache_queries", 0.0)
+    cached = c.get("cache_hits", 0.0) / looked_up if looked_up > 0 else 0.0
+    return Shape(c["prompt"] / n, max(1.0, c["generation"] / n), min(1.0, max(0.0, cached)), n)
 
 
 def by_model(series: list[dict[str, Any]]) -> dict[ModelKey, float]:

@@ -102,4 +102,5 @@ def observation(
     if watched_for_s < retention_s:
         retention = None
     age = now - max(seen) if seen else None
-    return Observation(tuple(samples), age, retention, upstream, prompts), problem
+    shape = snapshot.shapes.get((ns, spec.model_id))
+    return Observation(tuple(samples), age, retention, upstream, prompts, shape), problem

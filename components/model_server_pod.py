@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from autoscaler.accelerators import ACCELERATORS, PRODUCT_LABEL
+from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, PRODUCT_LABEL
 from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
 from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
@@ -77,7 +77,7 @@ def simulator_profile(variant: VariantArgs) -> list[str]:
     laptop load generator saturates the cheap variant first and the autoscaler has something to do."""
     prior = ACCELERATORS.get(variant.accelerator_type)
     step_ms = prior.decode_step_ms if prior else 25.0
-    capacity = prior.capacity_rps if prior else 2.0
+    capacity = prior.profile().rate_at_itl(0.1, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS) if prior else 2.0
     return [
         "--max-num-seqs",
         str(max(2, math.ceil(capacity * 4))),

@@ -2,6 +2,7 @@
 
 import pytest
 
+from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS
 from autoscaler.api import VariantAutoscalingSpec, spec_from_stack_model
 from autoscaler.priors import variant_spec
 from stack.config import parse_stack_config
@@ -33,14 +34,14 @@ def test_stack_model_and_variant_autoscaling_agree(stack: str) -> None:
         assert spec.slo.tpot_seconds == model.slo.tpot_seconds
 
 
-def test_priors_follow_the_accelerator_and_gpu_count() -> None:
+def test_profiles_follow_the_accelerator_gpu_count_overrides_and_deprecated_fields() -> None:
     spec = VariantAutoscalingSpec.model_validate(
         {
             "modelID": "m",
             "variants": [
                 {"name": "h100", "acceleratorType": "H100", "cost": 40, "scaleTargetRef": {"name": "h100"}},
                 {
-                    "name": "h100x2",
+                    "name": "h2",
                     "acceleratorType": "H100",
                     "gpusPerReplica": 2,
                     "cost": 20,
@@ -51,12 +52,26 @@ def test_priors_follow_the_accelerator_and_gpu_count() -> None:
                     "acceleratorType": "MI300X",
                     "cost": 9,
                     "capacityRps": 3.5,
+                    "decodeStepSeconds": 0.02,
                     "scaleTargetRef": {"name": "mi"},
+                },
+                {
+                    "name": "measured",
+                    "acceleratorType": "L40S",
+                    "cost": 5,
+                    "profile": {"t0Ms": 30, "kTokMs": 0.25},
+                    "scaleTargetRef": {"name": "l"},
                 },
             ],
         }
     )
-    four, two, custom = (variant_spec(v) for v in spec.variants)
-    assert four.capacity_rps == pytest.approx(7.1) and two.capacity_rps == pytest.approx(3.55)
-    assert four.decode_step_s == pytest.approx(0.0152)
-    assert custom.capacity_rps == 3.5
+    four, two, mapped, measured = (variant_spec(v).profile for v in spec.variants)
+    assert four == ACCELERATORS["H100"].profile()
+    # Half the GPUs: every token costs twice as much and the KV cache is half; an iteration's fixed cost is kept.
+    assert two.k_tok_s == pytest.approx(2 * four.k_tok_s) and two.kv_capacity == four.kv_capacity // 2
+    assert two.t0_s == four.t0_s
+    # The deprecated fields still mean what they said: an idle ITL, and requests/s at 100 ms on a conversation mix.
+    assert mapped.t0_s == 0.02
+    assert mapped.rate_at_itl(0.1, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS) == pytest.approx(3.5)
+    assert (measured.t0_s, measured.k_tok_s) == (0.03, 0.00025)
+    assert measured.k_kv_s == ACCELERATORS["L40S"].profile().k_kv_s  # fields not set keep the type's

@@ -15,7 +15,7 @@ from autoscaler.api import METRIC_VARIANT_CAPACITY, THRESHOLDS_CONFIGMAP, servin
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
-from autoscaler.metrics import PROMPTS_QUERY, QUERIES, RETENTION_QUERY, UPSTREAM_QUERY
+from autoscaler.metrics import PROMPTS_QUERY, QUERIES, RETENTION_QUERY, SHAPE_QUERY, UPSTREAM_QUERY
 from autoscaler.observe import variant_status
 from tests.conftest import stack_config
 from tests.kube_standin import Cluster, Fault, running
@@ -44,7 +44,7 @@ class Prometheus:
             raise ConnectionError("connection refused")
         if promql.startswith(RETENTION_QUERY.split("(")[0]) and "increase" in promql:
             return [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.retention)]}]
-        if promql == PROMPTS_QUERY:
+        if promql in (PROMPTS_QUERY, SHAPE_QUERY):
             return []
         if promql == UPSTREAM_QUERY:
             return (
@@ -141,7 +141,7 @@ def test_saturated_model_scales_the_cheapest_variant_through_the_scale_subresour
     assert status(cluster)["lastDecision"]["action"] == "scale-up"
     desired = {v["name"]: v["desiredReplicas"] for v in status(cluster)["variants"]}
     assert desired == {"llama-70b-l40s": 3, "llama-70b-a100": 0, "llama-70b-h100": 0}
-    assert len(prometheus.queries) == len(QUERIES) + 3
+    assert len(prometheus.queries) == len(QUERIES) + 4
 
 
 def test_the_number_of_queries_does_not_grow_with_models(
@@ -153,7 +153,7 @@ def test_the_number_of_queries_does_not_grow_with_models(
         va["metadata"]["name"] = f"copy-{i}"
         cluster.put("variantautoscalings", va)
     ctl.reconcile()
-    assert len(prometheus.queries) == len(QUERIES) + 3
+    assert len(prometheus.queries) == len(QUERIES) + 4
 
 
 def test_refuses_a_deployment_an_hpa_owns(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:

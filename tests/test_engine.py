@@ -2,11 +2,13 @@
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS
 from autoscaler.api import Thresholds, Variant
 from autoscaler.engine import (
     Correction,
@@ -14,27 +16,48 @@ from autoscaler.engine import (
     Mode,
     Observation,
     ReplicaSample,
+    Shape,
     Tuning,
     VariantSpec,
     VariantStatus,
     _longest_prompt,
-    _planned_utilization,
     _share_at_most,
     decide,
+    replica_capacity,
     ttft_shares,
 )
-from autoscaler.priors import variant_spec
+from autoscaler.priors import variant_spec, with_capacity
 
 T = Thresholds()
+ACCELERATOR = {"l40s": "L40S", "a100": "A100-80GB", "h100": "H100"}  # others: A100-80GB
+
+
+def spec(
+    name: str, cost: float, low: int, high: int, step_s: float | None = None, capacity_rps: float | None = None
+) -> VariantSpec:
+    """A variant on its accelerator's profile, or one mapped from a step and a capacity (the deprecated fields)."""
+    profile = ACCELERATORS[ACCELERATOR.get(name, "A100-80GB")].profile()
+    if step_s is not None:
+        profile = replace(profile, t0_s=step_s)
+    if capacity_rps is not None:
+        profile = with_capacity(profile, capacity_rps)
+    return VariantSpec(name, cost, low, high, profile)
+
+
+def full_rps(v: VariantSpec) -> float:
+    """Requests/s a replica serves at utilization 1 on the prior shape."""
+    return 1 / v.profile.work_s(PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS)
+
+
 SEED = [
-    VariantSpec("l40s", 5, 0, 8, 0.028, 1.7),
-    VariantSpec("a100", 20, 0, 4, 0.0246, 2.5),
-    VariantSpec("h100", 40, 0, 4, 0.0152, 7.1),
+    spec("l40s", 5, 0, 8),
+    spec("a100", 20, 0, 4),
+    spec("h100", 40, 0, 4),
 ]
 AWS = [
-    VariantSpec("l40s", 10.49, 0, 8, 0.028, 1.7),
-    VariantSpec("a100", 13.72, 0, 4, 0.0246, 2.5),
-    VariantSpec("h100", 27.52, 0, 4, 0.0152, 7.1),
+    spec("l40s", 10.49, 0, 8),
+    spec("a100", 13.72, 0, 4),
+    spec("h100", 27.52, 0, 4),
 ]
 
 
@@ -64,7 +87,7 @@ def test_seed_scales_up_the_cheapest_variant_by_one() -> None:
 
 
 def test_seed_goes_to_the_next_cheapest_when_the_cheapest_is_full() -> None:
-    specs = [VariantSpec("l40s", 5, 0, 2, 0.028, 1.7), *SEED[1:]]
+    specs = [spec("l40s", 5, 0, 2), *SEED[1:]]
     status = steady({"l40s": 2, "a100": 0, "h100": 0})
     decision, _ = decide("wva-v1", specs, T, status, observe(samples("l40s", [(0.5, 3), (0.5, 3)])), Memory(), 0)
     assert decision.targets == {"l40s": 2, "a100": 1, "h100": 0}
@@ -87,7 +110,7 @@ def test_seed_holds_while_a_variant_is_in_transition() -> None:
 
 
 def test_seed_tie_breaks_by_name() -> None:
-    specs = [VariantSpec("b", 5, 0, 4, 0.03, 2), VariantSpec("a", 5, 0, 4, 0.03, 2)]
+    specs = [spec("b", 5, 0, 4), spec("a", 5, 0, 4)]
     status = steady({"a": 1, "b": 1})
     obs = observe(samples("a", [(0.79, 2)]), samples("b", [(0.79, 2)]))
     up, _ = decide("wva-v1", specs, T, status, obs, Memory(), 0)
@@ -118,7 +141,7 @@ def test_missing_stale_or_contradictory_metrics_hold_in_both_modes() -> None:
 
 
 def test_idle_for_the_retention_window_goes_to_minimums() -> None:
-    specs = [VariantSpec("l40s", 5, 1, 8, 0.028, 1.7), *SEED[1:]]
+    specs = [spec("l40s", 5, 1, 8), *SEED[1:]]
     status = steady({"l40s": 2, "a100": 1, "h100": 0})
     obs = observe(
         samples("l40s", [(0.0, 0), (0.0, 0)], throughput=0), samples("a100", [(0, 0)], throughput=0), busy=False
@@ -134,14 +157,14 @@ def test_idle_for_the_retention_window_goes_to_minimums() -> None:
 def world(specs: list[VariantSpec], counts: Mapping[str, int], demand: float) -> Observation:
     """Replicas that share `demand` in proportion to capacity, with ITL = step / (1 - utilization); an overloaded
     replica serves at full capacity and its queue holds one 30 s cycle of the excess."""
-    full = {v.name: v.capacity_rps / (1 - v.decode_step_s / 0.1) for v in specs}
+    full = {v.name: full_rps(v) for v in specs}
     total = sum(counts[v.name] * full[v.name] for v in specs)
     out = []
     for v in specs:
         for i in range(counts[v.name]):
             share = demand * full[v.name] / total if total else 0.0
             util = min(share / full[v.name], 0.98)
-            itl = v.decode_step_s / (1 - util)
+            itl = v.profile.t0_s / (1 - util)
             queue = max(0.0, share - full[v.name]) * 30
             out.append(
                 ReplicaSample(v.name, f"{v.name}-{i}", min(1.0, util * 0.5), queue, min(share, full[v.name]), itl)
@@ -194,7 +217,7 @@ def test_default_replaces_a_poor_value_replica_left_over_from_a_peak() -> None:
 
 
 def test_default_brings_a_variant_up_from_zero() -> None:
-    specs = [VariantSpec("l40s", 5, 0, 1, 0.028, 1.7), *SEED[1:]]
+    specs = [spec("l40s", 5, 0, 1), *SEED[1:]]
     history = run(specs, 6.0, {"l40s": 1, "a100": 0, "h100": 0}, 5)
     assert history[-1]["a100"] + history[-1]["h100"] >= 1
 
@@ -235,8 +258,7 @@ def test_targets_stay_within_bounds_and_settle_under_constant_load(
     demand: float, lows: list[int], spans: list[int], mode: str
 ) -> None:
     specs = [
-        VariantSpec(v.name, v.cost, low, low + span, v.decode_step_s, v.capacity_rps)
-        for v, low, span in zip(SEED, lows, spans, strict=True)
+        VariantSpec(v.name, v.cost, low, low + span, v.profile) for v, low, span in zip(SEED, lows, spans, strict=True)
     ]
     counts = {v.name: v.min_replicas for v in specs}
     memory, history = Memory(), []
@@ -305,9 +327,9 @@ def test_default_plans_bigger_replicas_at_higher_utilization() -> None:
     for small, big, demand in QUANTILE_CASES:
         utilization = []
         for capacity in (small, big):
-            specs = [VariantSpec("v", 1.0, 0, 200, 0.02, capacity)]
+            specs = [spec("v", 1.0, 0, 200, 0.02, capacity)]
             counts = run(specs, demand, {"v": 1}, 6)[-1]
-            full = capacity / (1 - 0.02 / 0.1)
+            full = full_rps(specs[0])
             utilization.append(demand / (counts["v"] * full))
         assert utilization[0] < utilization[1] < 0.8, (small, big, utilization)
 
@@ -327,7 +349,7 @@ def test_default_plans_a_steady_ramp_a_cold_start_ahead() -> None:
                     "default", SEED, T, steady(counts), world(SEED, counts, demand), memory, cycle * 30.0
                 )
                 counts = decision.targets
-            planned.append(sum(counts[v.name] * v.capacity_rps for v in SEED))
+            planned.append(sum(counts[v.name] * full_rps(v) for v in SEED))
         assert planned[1] > planned[0], (ramp, level, planned)
 
 
@@ -345,17 +367,17 @@ def test_a_start_or_a_single_burst_is_not_a_trend() -> None:
 
 
 def tpot_samples(replicas: int, throughput: float, finished: float, met: float) -> Observation:
+    """L40S replicas at this throughput with the ITL their profile gives (nothing to correct in their work)."""
+    itl = SEED[0].profile.t0_s / (1 - throughput / full_rps(SEED[0]))
     return Observation(
-        tuple(ReplicaSample("l40s", f"l40s-{i}", 0.3, 0.0, throughput, 0.05, finished, met) for i in range(replicas)),
+        tuple(ReplicaSample("l40s", f"l40s-{i}", 0.3, 0.0, throughput, itl, finished, met) for i in range(replicas)),
         5.0,
         100.0,
     )
 
 
 def planned_l40s() -> float:
-    spec = SEED[0]
-    full = spec.capacity_rps / (1 - spec.decode_step_s / 0.1)
-    return full * _planned_utilization(spec.decode_step_s, full, Tuning())
+    return replica_capacity(SEED[0].profile, Shape(), Tuning())
 
 
 def test_measured_tpot_raises_a_busy_variants_capacity_once_per_window_and_steps_back_on_misses() -> None:
@@ -384,7 +406,7 @@ def test_measured_tpot_says_nothing_when_light_sparse_or_absent() -> None:
 
 def test_a_raised_capacity_plans_fewer_replicas() -> None:
     counts = {"l40s": 8, "a100": 0, "h100": 0}
-    obs = tpot_samples(8, planned_l40s() * 0.95, 100, 100)
+    obs = tpot_samples(8, planned_l40s() * 0.99, 100, 100)
     plain, _ = decide("default", SEED, T, steady(counts), obs, Memory(), 600.0)
     raised = Memory(corrections={"l40s": Correction(1.4, 0.0)})
     fewer, _ = decide("default", SEED, T, steady(counts), obs, raised, 600.0)
@@ -562,3 +584,78 @@ def test_a_few_long_prompts_in_a_window_do_not_swap_the_mix() -> None:
         )
         decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
         assert ("TTFT" in decision.reason) == held, long_prompts
+
+
+# --- token profiles, shapes and corrections ----------------------------------------------------------------------
+
+# Capacity per replica follows the request shape: (shape, prices, the variant cheapest per request/s, its cost per
+# request/s in $/h). The seed's book favours L40S on every shape, AWS's H100; prompts or outputs cost what they take.
+SHAPE_CASES = [
+    (Shape(1155, 211), SEED, "l40s", 4.64),  # conversation
+    (Shape(300, 150), SEED, "l40s", 1.29),  # short chat
+    (Shape(1155, 2000), SEED, "l40s", 12.94),  # long outputs: KV reads
+    (Shape(1155, 211), AWS, "h100", 4.77),
+    (Shape(2048, 30), AWS, "h100", 10.71),  # coding: short outputs leave a request's TPOT at the mercy of prefills
+    (Shape(12000, 300), AWS, "h100", 61.62),  # long context
+]
+
+
+def test_capacity_follows_the_shape_and_ranks_by_cost_per_unit() -> None:
+    for shape, prices, best, dollars in SHAPE_CASES:
+        capacity = {v.name: replica_capacity(v.profile, shape, Tuning()) for v in prices}
+        pick = min(prices, key=lambda v: v.cost / capacity[v.name])
+        assert (pick.name, round(pick.cost / capacity[pick.name], 2)) == (best, dollars), shape
+    # Cached prompt tokens are not computed again: more capacity at the same lengths.
+    plain, cached = (replica_capacity(SEED[0].profile, Shape(8000, 200, c), Tuning()) for c in (0.0, 0.6))
+    assert cached > 1.5 * plain
+
+
+def busy_replicas(
+    variant: VariantSpec, shape: Shape, true_work: float, utilization: float = 0.6, n: int = 3
+) -> Observation:
+    """Replicas whose true work per request is `true_work` times the profile's, at this utilization."""
+    work = true_work * variant.profile.work_s(shape.prompt_tokens, shape.output_tokens)
+    throughput = utilization / work
+    itl = variant.profile.t0_s / (1 - utilization)
+    samples = tuple(ReplicaSample(variant.name, f"{variant.name}-{i}", 0.5, 0, throughput, itl) for i in range(n))
+    return Observation(samples, 5.0, 100.0, shape=replace(shape, requests=1000))
+
+
+# (true work over the profile's, the correction after 1 and after 20 passes)
+CORRECTION_CASES = [(1.3, 1.09, 1.3), (0.7, 0.91, 0.7), (5.0, 2.0, 2.0), (0.1, 0.73, 0.5)]
+
+
+def test_a_correction_moves_toward_the_measurement_smoothed_and_bounded() -> None:
+    counts = {"l40s": 3, "a100": 0, "h100": 0}
+    for true_work, first, settled in CORRECTION_CASES:
+        obs, memory = busy_replicas(SEED[0], Shape(), true_work), Memory()
+        factors = []
+        for cycle in range(20):
+            decision, memory = decide("default", SEED, T, steady(counts), obs, memory, cycle * 30.0)
+            factors.append(memory.work["l40s"])
+        assert factors[0] == pytest.approx(first, abs=0.01) and factors[-1] == pytest.approx(settled, abs=0.01)
+        assert f"l40s x{factors[-1]:.2f}" in decision.reason
+        # Variants not seen are planned with the mean of those seen: profile errors of a model are shared.
+        assert memory.work == {"l40s": factors[-1]} and f"h100 x{factors[-1]:.2f}" in decision.reason
+
+
+def test_replicas_with_small_decode_batches_do_not_correct_the_profile() -> None:
+    """ITL sees only iterations that carry a decode: prompt-heavy replicas with a decode or two running hide their
+    prefills from it, so they say nothing about the work per request."""
+    shape = Shape(2048, 30)
+    obs = busy_replicas(SEED[0], shape, 0.5, utilization=0.3)
+    assert obs.samples[0].throughput * 30 * (obs.samples[0].itl_s or 0) < Tuning().min_decode_batch_to_learn
+    _, memory = decide("default", SEED, T, steady({"l40s": 3, "a100": 0, "h100": 0}), obs, Memory(), 0.0)
+    assert memory.work == {}
+
+
+def test_the_shape_is_measured_once_enough_requests_are_seen_and_kept_after() -> None:
+    counts = {"l40s": 2, "a100": 0, "h100": 0}
+    few = replace(busy_replicas(SEED[0], Shape(), 1.0), shape=Shape(6000, 300, 0.2, 50))
+    _, memory = decide("default", SEED, T, steady(counts), few, Memory(), 0.0)
+    assert memory.shape == Shape()  # 50 requests say little: the prior
+    many = replace(few, shape=Shape(6000, 300, 0.2, 500))
+    decision, memory = decide("default", SEED, T, steady(counts), many, memory, 30.0)
+    assert memory.shape.prompt_tokens == 6000 and "6000/300 tokens, 20% cached (over 500 requests)" in decision.reason
+    _, memory = decide("default", SEED, T, steady(counts), replace(few, shape=None), memory, 60.0)
+    assert memory.shape.prompt_tokens == 6000

@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from autoscaler.sim.profiles import LARGE, Profile
+from autoscaler.accelerators import TokenProfile
+from autoscaler.sim.profiles import LARGE
 from autoscaler.sim.requests import RequestReplica, RequestWorkload
 from autoscaler.sim.serving import Slo
 from autoscaler.sim.traces import HASH_BLOCK_TOKENS, Lengths, Requests, materialize, synthetic_lengths, with_burst
@@ -15,7 +16,7 @@ from autoscaler.sim.traces import HASH_BLOCK_TOKENS, Lengths, Requests, material
 SLO = Slo(2.0, 0.1)
 
 
-def replica_for(trace: Requests, profile: Profile = LARGE["L40S"]) -> tuple[RequestReplica, RequestWorkload]:
+def replica_for(trace: Requests, profile: TokenProfile = LARGE["L40S"]) -> tuple[RequestReplica, RequestWorkload]:
     workload = RequestWorkload(trace, SLO, "least-work")
     return workload.new_replica(profile, 1.0), workload
 
@@ -35,7 +36,7 @@ def test_a_prompt_takes_ceil_n_over_budget_iterations_on_an_idle_replica(prompt:
     replica.add(0)
     run(replica, 60.0)
     assert replica.iterations == math.ceil(prompt / profile.max_num_batched_tokens)
-    assert workload.ttft[0] == pytest.approx(float(profile.prefill_s(np.array([float(prompt)]))[0]))
+    assert workload.ttft[0] == pytest.approx(profile.prefill_s(float(prompt)))
 
 
 def test_an_iteration_never_schedules_more_than_the_budget() -> None:
@@ -62,7 +63,7 @@ def test_chunked_prefill_bounds_the_stall_a_long_prompt_puts_on_decodes() -> Non
     run(replica, 60.0)
     chunk_s = profile.iteration_s(profile.max_num_batched_tokens, 40_000)
     assert workload.tpot[0] < chunk_s  # not the whole 40k prefill (about 12 s) in one gap
-    assert workload.ttft[1] > float(profile.prefill_s(np.array([40_000.0]))[0])  # it shared iterations with a decode
+    assert workload.ttft[1] > profile.prefill_s(40_000.0)  # it shared iterations with a decode
 
 
 def hashed(arrival: list[float], blocks: list[tuple[int, ...]], output: int = 2) -> Requests:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autoscaler.accelerators import TokenProfile
 from autoscaler.sim.histogram import histogram
-from autoscaler.sim.profiles import Profile
 from autoscaler.sim.requests import RequestWorkload
 from autoscaler.sim.serving import Routing, Slo
 from autoscaler.sim.traces import Floats, Lengths, Requests
@@ -68,23 +68,23 @@ class Curve:
         return float(self.rates[k] + share * (self.rates[k + 1] - self.rates[k]))
 
 
-def slo_rate(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> float:
+def slo_rate(profile: TokenProfile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> float:
     """Requests/s one replica serves at the attainment it can be held to: its weight in the router."""
     c = curve(profile, lengths, slo, routing, seed)
     return c.capacity(c.ceiling())
 
 
-def max_rate(profile: Profile, mean_in: float, mean_out: float) -> float:
+def max_rate(profile: TokenProfile, mean_in: float, mean_out: float) -> float:
     """Requests/s of a replica whose batch is full (the smaller of max_num_seqs and what the KV-cache holds)."""
     context = mean_in + mean_out / 2
     batch = min(profile.max_num_seqs, profile.kv_capacity / context)
     return batch / (mean_out * profile.t0_s + batch * profile.work_s(mean_in, mean_out))
 
 
-_cache: dict[tuple[bytes, bytes, int, Profile, Slo, Routing, int], Curve] = {}
+_cache: dict[tuple[bytes, bytes, int, TokenProfile, Slo, Routing, int], Curve] = {}
 
 
-def curve(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> Curve:
+def curve(profile: TokenProfile, lengths: Lengths, slo: Slo, routing: Routing, seed: int) -> Curve:
     """The attainment curve of a profile for a length population (computed once per process and population)."""
     hashes = hash(lengths.hashes) if lengths.hashes is not None else 0
     key = (lengths.input.tobytes(), lengths.output.tobytes(), hashes, profile, slo, routing, seed)
@@ -102,7 +102,7 @@ def curve(profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, seed: 
 
 
 def _probe(
-    profile: Profile, lengths: Lengths, slo: Slo, routing: Routing, rate: float, seed: int
+    profile: TokenProfile, lengths: Lengths, slo: Slo, routing: Routing, rate: float, seed: int
 ) -> tuple[float, float, Floats]:
     rng = np.random.default_rng(seed)
     duration = max(PROBE_S, WARMUP_S + COUNTED / (rate * POOL))

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autoscaler.accelerators import TokenProfile
 from autoscaler.sim import capacity
 from autoscaler.sim.histogram import BINS, bin_of, histogram, p99
-from autoscaler.sim.profiles import Profile
+from autoscaler.sim.profiles import prefills_s
 from autoscaler.sim.requests import refused
 from autoscaler.sim.serving import PROMPT_EDGES, Outcome, Replica, Routing, Slo
 from autoscaler.sim.traces import Envelope, Lengths
@@ -35,10 +36,11 @@ class _Accounts:
 
 class FluidReplica:
     def __init__(
-        self, profile: Profile, mean_in: float, mean_out: float, slo_rate: float, prompt_shares: np.ndarray
+        self, profile: TokenProfile, mean_in: float, mean_out: float, slo_rate: float, prompt_shares: np.ndarray
     ) -> None:
         self.profile = profile
         self.speed = slo_rate  # requests/s within the SLO: its weight in routing
+        self.inp = mean_in
         self.out = mean_out
         self.context = mean_in + mean_out / 2
         self.work = profile.work_s(mean_in, mean_out)
@@ -53,6 +55,8 @@ class FluidReplica:
         self.prefix_hits = 0.0
         self.prompt_shares = prompt_shares  # of the length population, per prompt bucket
         self.prompt_counts = np.zeros(len(prompt_shares))
+        self.prompt_sum = 0.0
+        self.generation_sum = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, self.batch * self.context / self.profile.kv_capacity)
@@ -72,6 +76,8 @@ class FluidReplica:
         served = rate * dt
         self.completed += served
         self.prompt_counts += served * self.prompt_shares
+        self.prompt_sum += served * self.inp
+        self.generation_sum += served * self.out
         self.tokens += served * self.out
         self.itl_sum += served * self.out * itl
         return self.backlog / self.max_rate, rate
@@ -103,12 +109,12 @@ class FluidWorkload:
         self.requests = 0.0
         self.served = 0.0
         self.ok = 0.0
-        self.accounts: dict[Profile, _Accounts] = {}
+        self.accounts: dict[TokenProfile, _Accounts] = {}
 
-    def new_replica(self, profile: Profile, slo_rate: float) -> FluidReplica:
+    def new_replica(self, profile: TokenProfile, slo_rate: float) -> FluidReplica:
         if profile not in self.accounts:
             c = capacity.curve(profile, self.population, self.slo, self.routing, self.seed)
-            prefill = np.sort(profile.prefill_s(self.population.input.astype(np.float64)))
+            prefill = np.sort(prefills_s(profile, self.population.input.astype(np.float64)))
             fits_idle = float(np.searchsorted(prefill, self.slo.ttft_s, side="right"))
             self.accounts[profile] = _Accounts(c, prefill, fits_idle, np.zeros(BINS), np.zeros(len(c.rates)))
         return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate, self.prompt_shares)

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
 
-from autoscaler.engine import Memory, Mode, Observation, Tuning, VariantStatus, decide
+from autoscaler.engine import Memory, Mode, Observation, Shape, Tuning, VariantStatus, decide, replica_capacity
 from autoscaler.sim.setup import Setup
 
 
@@ -46,7 +46,10 @@ class HpaPolicy:
     down_window_s = 300.0
 
     def __init__(self, setup: Setup) -> None:
-        best = min(setup.variants, key=lambda v: (v.spec.cost / v.spec.capacity_rps, v.spec.name))
+        best = min(
+            setup.variants,
+            key=lambda v: (v.spec.cost / replica_capacity(v.spec.profile, Shape(), Tuning()), v.spec.name),
+        )
         self.variant = best.spec
         self.others = {v.spec.name: v.spec.min_replicas for v in setup.variants if v.spec is not best.spec}
         self.recent: deque[tuple[float, int]] = deque()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autoscaler.metrics import PodMetrics, Snapshot
+from autoscaler.metrics import PodMetrics, Snapshot, shape_of
 from autoscaler.sim.serving import PROMPT_EDGES, Replica
 
 SCRAPE_S = 15.0
@@ -30,6 +30,8 @@ class _Scrape:
     prefix_queries: float
     prefix_hits: float
     prompts: np.ndarray  # finished requests per prompt bucket, cumulative over time
+    prompt_sum: float
+    generation_sum: float
 
 
 class Prometheus:
@@ -56,6 +58,8 @@ class Prometheus:
                     r.prefix_queries,
                     r.prefix_hits,
                     r.prompt_counts.copy(),
+                    r.prompt_sum,
+                    r.generation_sum,
                 )
             )
             while points[0].t <= t - FEEDBACK_S:
@@ -78,7 +82,24 @@ class Prometheus:
         key = (namespace, model_id)
         retention = {key: self.finished[-1][1] - self.finished[0][1]} if len(self.finished) >= 2 else {}
         upstream = {key: self.upstream} if self.upstream is not None else {}
-        return Snapshot(t, pods, retention, upstream, {key: self._prompts()} if self.series else {})
+        if not self.series:
+            return Snapshot(t, pods, retention, upstream)
+        shape = shape_of(self._increases())
+        return Snapshot(t, pods, retention, upstream, {key: self._prompts()}, {key: shape} if shape else {})
+
+    def _increases(self) -> dict[str, float]:
+        """The counters of `metrics.SHAPE_QUERY`: their increase over the feedback window, summed over the pods."""
+
+        def grown(of: str) -> float:
+            return float(sum(getattr(s[-1], of) - getattr(s[0], of) for s in self.series.values()))
+
+        return {
+            "requests": grown("completed"),
+            "prompt": grown("prompt_sum"),
+            "generation": grown("generation_sum"),
+            "cache_queries": grown("prefix_queries"),
+            "cache_hits": grown("prefix_hits"),
+        }
 
     def _prompts(self) -> dict[float, float]:
         """increase(vllm:request_prompt_tokens_bucket[5m]) summed over the pods: prompts with <= le tokens."""

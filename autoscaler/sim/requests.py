@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autoscaler.sim.profiles import Profile
+from autoscaler.accelerators import TokenProfile
 from autoscaler.sim.serving import PROMPT_EDGES, Outcome, Replica, Routing, Slo, prompt_bucket
 from autoscaler.sim.traces import HASH_BLOCK_TOKENS, Lengths, Requests
 
@@ -45,7 +45,7 @@ class _Prompt:
 
 class RequestReplica:
     def __init__(
-        self, profile: Profile, speed: float, slo: Slo, trace: Requests, ttft: np.ndarray, tpot: np.ndarray
+        self, profile: TokenProfile, speed: float, slo: Slo, trace: Requests, ttft: np.ndarray, tpot: np.ndarray
     ) -> None:
         self.profile = profile
         self.speed = speed  # tokens/s this replica serves within the SLO
@@ -72,6 +72,8 @@ class RequestReplica:
         self.prefix_hits = 0.0  # vllm:prefix_cache_hits_total (tokens)
         self.iteration_tokens_max = 0  # the most tokens one iteration scheduled (vllm:iteration_tokens_total)
         self.prompt_counts = np.zeros(len(PROMPT_EDGES) + 1)
+        self.prompt_sum = 0.0
+        self.generation_sum = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, max(0.0, self.kv / self.profile.kv_capacity))
@@ -199,6 +201,8 @@ class RequestReplica:
         self.tpot_met += self.tpot[index] <= self.slo.tpot_s
         self.completed += 1
         self.prompt_counts[prompt_bucket(float(self.inputs[index]))] += 1
+        self.prompt_sum += float(self.inputs[index])
+        self.generation_sum += float(self.outputs[index])
         self.reserved -= int(self.inputs[index] + self.outputs[index])
         self.kv -= int(self.inputs[index]) + decoded
         if self.hashes is not None:
@@ -252,7 +256,7 @@ class RequestWorkload:
         self.held: deque[int] = deque()
         self.turn = itertools.count()
 
-    def new_replica(self, profile: Profile, slo_rate: float) -> RequestReplica:
+    def new_replica(self, profile: TokenProfile, slo_rate: float) -> RequestReplica:
         speed = slo_rate * (self.mean_in + self.mean_out)
         return RequestReplica(profile, speed, self.slo, self.trace, self.ttft, self.tpot)
 

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from autoscaler.sim.profiles import Profile
+from autoscaler.accelerators import TokenProfile
 from autoscaler.sim.traces import Lengths
 
 Routing = Literal["least-work", "round-robin", "prefix-aware"]
@@ -28,6 +28,8 @@ class Replica(Protocol):
     prefix_queries: float  # vllm:prefix_cache_queries_total (prompt tokens looked up)
     prefix_hits: float  # vllm:prefix_cache_hits_total (prompt tokens found cached)
     prompt_counts: NDArray[np.float64]  # vllm:request_prompt_tokens: finished requests per bucket of PROMPT_EDGES
+    prompt_sum: float  # vllm:request_prompt_tokens_sum (of finished requests)
+    generation_sum: float  # vllm:request_generation_tokens_sum
 
     def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
 
@@ -59,7 +61,7 @@ class Workload(Protocol):
     duration_s: float
     step_s: float
 
-    def new_replica(self, profile: Profile, slo_rate: float) -> Replica:
+    def new_replica(self, profile: TokenProfile, slo_rate: float) -> Replica:
         """A replica; `slo_rate` (requests/s it serves within the SLO) is its weight in least-work routing."""
         ...
 

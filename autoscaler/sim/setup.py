@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 import yaml
 
+from autoscaler.accelerators import TokenProfile
 from autoscaler.api import GpuSupply, SimulatorSettings, Thresholds, VariantAutoscalingSpec, spec_from_stack_model
 from autoscaler.engine import VariantSpec
 from autoscaler.priors import variant_spec
-from autoscaler.sim.profiles import Profile, context_tokens, profile_for
+from autoscaler.sim.profiles import context_tokens, profile_for
 from autoscaler.sim.serving import Routing, Slo
 
 Prices = Literal["seed", "aws-2025"]
@@ -25,7 +26,7 @@ class SimVariant:
     spec: VariantSpec
     accelerator: str
     gpus: int
-    profile: Profile
+    profile: TokenProfile
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,12 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
     nested = (config.get("llm-platform:autoscaler") or {}).get("thresholds")
     thresholds = Thresholds.model_validate(config.get("llm-platform:autoscaler.thresholds") or nested or {})
     settings = SimulatorSettings.model_validate(config.get("llm-platform:simulator") or {})
-    overrides = {k: p.model_dump(by_alias=True, exclude_none=True) for k, p in settings.profiles.items()}
     variants = []
     for v in spec.variants:
         engine = variant_spec(v)
         if prices == "aws-2025" and v.accelerator_type in AWS_2025:
             engine = replace(engine, cost=AWS_2025[v.accelerator_type] * v.gpus_per_replica / 4)
-        profile = profile_for(v.accelerator_type, spec.model_id, overrides, v.max_num_batched_tokens)
+        profile = profile_for(v.accelerator_type, spec.model_id, settings.profiles, v.max_num_batched_tokens)
         variants.append(SimVariant(engine, v.accelerator_type, v.gpus_per_replica, profile))
     slo = Slo(spec.slo.ttft_seconds, spec.slo.tpot_seconds)
     context = context_tokens(spec.model_id, model.get("maxModelLen"))

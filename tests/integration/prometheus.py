@@ -73,6 +73,9 @@ class SimulatedVllm:
         self.prompts = Histogram(
             "vllm:request_prompt_tokens", "prompt tokens per request", labels, buckets=PROMPT_BUCKETS, registry=r
         ).labels(self.model_name, "0")
+        self.outputs = Histogram(
+            "vllm:request_generation_tokens", "output tokens per request", labels, buckets=PROMPT_BUCKETS, registry=r
+        ).labels(self.model_name, "0")
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS, registry=r
         ).labels(self.model_name, "0")

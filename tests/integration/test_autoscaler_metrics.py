@@ -50,8 +50,9 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
                 p.generated.inc(600)
                 p.prefix_queries.inc(4000)
                 p.prefix_hits.inc(1000)
-                for prompt in (800, 1500, 12_000):  # one request in three over 10k tokens
+                for prompt, output in ((800, 100), (1500, 200), (12_000, 300)):  # one in three over 10k tokens
                     p.prompts.observe(prompt)
+                    p.outputs.observe(output)
                 for _ in range(20):
                     p.itl.observe(0.05)
                 for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
@@ -78,6 +79,10 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert first.prefix_hit_ratio == pytest.approx(0.25)
     prompts = snapshot.prompt_tokens[(NS, MODEL_ID)]  # both pods of the model, by prompt length
     assert prompts[math.inf] > 0 and prompts[10_000.0] == pytest.approx(prompts[math.inf] * 2 / 3, rel=0.01)
+    shape = snapshot.shapes[(NS, MODEL_ID)]  # the model's mean request, and its prefix cache's share of the prompts
+    assert shape.prompt_tokens == pytest.approx((800 + 1500 + 12_000) / 3, rel=0.01)
+    assert shape.output_tokens == pytest.approx(200, rel=0.01) and shape.cached_share == pytest.approx(0.25)
+    assert shape.requests == pytest.approx(prompts[math.inf], rel=0.01)  # one extrapolated increase() each
     assert snapshot.waiting_upstream == {}  # no endpoint picker here
     assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
     assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0

@@ -105,10 +105,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=15)
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
 def _ready(url: str, context: ssl.SSLContext, processes: dict[Path, subprocess.Popen[bytes]]) -> bool:
     for log, process in processes.items():
         if process.poll() is not None:
-            raise RuntimeError(f"{log.stem} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{log.stem} exited with {process.returncode}:\n{_tail(log)}")
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=2, context=context) as response:
             return bool(response.status == 200)
@@ -161,7 +165,10 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
             processes[log] = _start(command, log)
         context = ssl.create_default_context(cafile=workdir / "ca.crt")
         context.load_cert_chain(workdir / "admin.crt", workdir / "admin.key")
-        wait_for(lambda: _ready(url, context, processes), timeout=60)
+        try:
+            wait_for(lambda: _ready(url, context, processes), timeout=60)
+        except AssertionError:
+            raise RuntimeError(f"kube-apiserver not ready in 60 s:\n{_tail(workdir / 'kube-apiserver.log')}") from None
         config = client.Configuration(host=url)
         config.ssl_ca_cert, config.cert_file, config.key_file = (
             str(workdir / f) for f in ("ca.crt", "admin.crt", "admin.key")

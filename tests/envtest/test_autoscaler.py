@@ -29,7 +29,7 @@ from tests.test_autoscaler_process import LEASE, free_port, get, start, wait_for
 from tests.test_controller import NS, Prometheus
 
 pytestmark = requires_assets
-HOME = "wva-system"  # the autoscaler's namespace: its ServiceAccount, Lease and thresholds
+AUTOSCALER_NS = "wva-system"  # the autoscaler's namespace: its ServiceAccount, Lease and thresholds
 VA = "llama-70b"
 
 
@@ -77,7 +77,9 @@ def kubeconfig(
     applied = apply_stack(plane, rendered_stacks["prod"], dry_run=False)
     assert applied.errors == []
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
-    token = client.CoreV1Api(plane.admin).create_namespaced_service_account_token(AUTOSCALER_APP, HOME, request)
+    token = client.CoreV1Api(plane.admin).create_namespaced_service_account_token(
+        AUTOSCALER_APP, AUTOSCALER_NS, request
+    )
     return plane.kubeconfig(tmp_path_factory.mktemp("autoscaler") / "kubeconfig", token.status.token)
 
 
@@ -116,14 +118,15 @@ def load(prometheus: Prometheus, replicas: dict[str, int], kv: float, queue: flo
             prometheus.load(f"{name}-{i}", kv, queue)
 
 
-def total_replicas(api: client.ApiClient) -> int:
+def desired(api: client.ApiClient) -> dict[str, int]:
+    """spec.replicas of the serving Deployments: what the autoscaler wrote."""
     found = client.AppsV1Api(api).list_namespaced_deployment(NS, label_selector=f"{SERVING_LABEL}=true").items
-    return sum(d.spec.replicas or 0 for d in found)
+    return {d.metadata.name: d.spec.replicas or 0 for d in found}
 
 
 def holder(api: client.ApiClient) -> str | None:
     try:
-        lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, HOME)
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, AUTOSCALER_NS)
     except ApiException:
         return None
     return lease.spec.holder_identity if lease.spec else None
@@ -149,7 +152,7 @@ def test_the_autoscaler_scales_under_its_own_rbac_and_a_standby_takes_the_lease_
         second: subprocess.Popen[bytes] | None = None
         try:
             wait_for(lambda: holder(api) == "first")
-            wait_for(lambda: total_replicas(api) == before + 1, timeout=30)
+            wait_for(lambda: sum(desired(api).values()) == before + 1, timeout=30)
             scaled = client.AppsV1Api(api).read_namespaced_deployment("llama-70b-l40s", NS)  # the cheapest variant
             assert scaled.spec.replicas == replicas["llama-70b-l40s"] + 1
             writers = {(m.manager, m.subresource) for m in scaled.metadata.managed_fields or []}
@@ -159,7 +162,7 @@ def test_the_autoscaler_scales_under_its_own_rbac_and_a_standby_takes_the_lease_
             events = client.CoreV1Api(api).list_namespaced_event(NS).items
             assert any(e.reason == "Scaled" and e.involved_object.name == VA for e in events)
 
-            load(prometheus, {d: n + 1 for d, n in replicas.items()}, kv=0.5, queue=1)  # steady: every variant holds
+            load(prometheus, desired(api), kv=0.5, queue=1)  # a steady load: every variant holds
             replicas = play_deployment_controller(api)  # the new pod comes up
             wait_for(
                 lambda: (
@@ -173,7 +176,7 @@ def test_the_autoscaler_scales_under_its_own_rbac_and_a_standby_takes_the_lease_
             assert first.wait(timeout=10) == 0
             wait_for(lambda: holder(api) == "second")
             load(prometheus, replicas, kv=0.75, queue=2)  # and the new leader acts
-            wait_for(lambda: total_replicas(api) == before + 2, timeout=30)
+            wait_for(lambda: sum(desired(api).values()) == before + 2, timeout=30)
         finally:
             for process in (first, second):
                 if process is not None and process.poll() is None:

@@ -45,7 +45,7 @@ def pinned(platform_name: str, base_url: str = RELEASES) -> tuple[str, str]:
     return f"{base_url}/envtest-v{VERSION}/envtest-v{VERSION}-{platform_name}.tar.gz", SHA512[platform_name]
 
 
-def install(url: str, sha512: str, target: Path, timeout_s: float = 120.0) -> Path:
+def install(url: str, sha512: str, target: Path) -> Path:
     """Download, verify, then unpack the binaries flat into `target` (as setup-envtest lays them out)."""
     if all((target / b).is_file() for b in BINARIES):
         return target
@@ -54,7 +54,7 @@ def install(url: str, sha512: str, target: Path, timeout_s: float = 120.0) -> Pa
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         archive = Path(work) / "envtest.tar.gz"
         digest = hashlib.sha512()
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, archive.open("wb") as out:
+        with urllib.request.urlopen(url, timeout=120) as response, archive.open("wb") as out:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)

@@ -43,17 +43,21 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def test_a_verified_tarball_is_unpacked_flat_and_reused(mirror: tuple[str, Path], tmp_path: Path) -> None:
+def test_a_verified_tarball_is_unpacked_flat_reused_and_its_folder_printed(
+    mirror: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     base_url, archive = mirror
-    url, _ = envtest.pinned(envtest.this_platform(), base_url)
-    target = tmp_path / "cache" / "k8s" / "bin"
-    sha512 = hashlib.sha512(archive.read_bytes()).hexdigest()
-    assert envtest.install(url, sha512, target) == target
+    monkeypatch.setitem(envtest.SHA512, envtest.this_platform(), hashlib.sha512(archive.read_bytes()).hexdigest())
+    command = ["--dir", str(tmp_path / "cache"), "--base-url", base_url]
+    assert envtest.main(command) == 0
+    target = Path(capsys.readouterr().out.strip())  # stdout is the folder alone: KUBEBUILDER_ASSETS=$(make -s envtest)
+    assert target == tmp_path / "cache" / "k8s" / f"{envtest.VERSION}-{envtest.this_platform()}"
     assert sorted(p.name for p in target.iterdir()) == sorted(envtest.BINARIES)
     assert (target / "kube-apiserver").read_text().endswith("echo kube-apiserver\n")
     assert (target / "etcd").stat().st_mode & 0o111
     archive.unlink()  # a second run finds the binaries and downloads nothing
-    assert envtest.install(url, sha512, target) == target
+    assert envtest.main(command) == 0
+    assert capsys.readouterr().out.strip() == str(target)
 
 
 def test_a_wrong_checksum_fails_clearly_and_installs_nothing(

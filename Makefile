@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up plan preview test lint clean bench-controller bench bench-quick
+.PHONY: up plan preview test lint clean bench-controller bench bench-quick envtest
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ preview: $(VENV)/.installed
 
 test: $(VENV)/.installed .venv-checkov/.installed
 	$(PY) -m pytest -q
+
+# kube-apiserver, etcd and kubectl for tests/envtest: pinned, SHA-512 checked, cached under build/envtest. Prints the
+# folder to export: `export KUBEBUILDER_ASSETS=$(make -s envtest)` (standard library only: no venv needed).
+envtest:
+	@$(PYTHON) -m scripts.envtest
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

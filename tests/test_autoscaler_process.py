@@ -61,11 +61,12 @@ def kubeconfig(cluster: Cluster, tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
-def start(kubeconfig: Path, identity: str, port: int) -> subprocess.Popen[bytes]:
+def start(kubeconfig: Path, identity: str, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """`options` come last and so win, e.g. another `--prometheus-url`."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAME": identity, "POD_NAMESPACE": "wva-system"}
     command = [sys.executable, "-m", "autoscaler", "--interval", "1", "--metrics-port", str(port)]
     # Prometheus is not there: every model holds, and the process must stay healthy.
-    command += ["--prometheus-url", f"http://127.0.0.1:{free_port()}"]
+    command += ["--prometheus-url", f"http://127.0.0.1:{free_port()}", *options]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -177,8 +177,8 @@ def _run_as_non_root(pod: Pod) -> list[str]:
     pod_value = (pod["spec"].get("securityContext") or {}).get("runAsNonRoot")
     found = ["pod runAsNonRoot: false"] if pod_value is False else []
     for where, c in _containers(pod["spec"]):
-        value = (c.get("securityContext") or {}).get("runAsNonRoot", pod_value)
-        if value is not True:
+        value = (c.get("securityContext") or {}).get("runAsNonRoot")
+        if (pod_value if value is None else value) is not True:
             found.append(where)
     return found
 

@@ -106,10 +106,21 @@ def release_objects(archive: Path, release: dict[str, Any]) -> list[dict[str, An
         crds = [d for c in chart.crds for d in parse(c["data"], c["filename"])]
         manifests = chart.render(release["spec"].get("values") or {}, name=name, namespace=namespace, is_install=True)
     objects = [
-        d for path, text in sorted(manifests.items()) if not path.endswith("NOTES.txt") for d in parse(text, path)
+        item
+        for path, text in sorted(manifests.items())
+        if not path.endswith("NOTES.txt")
+        for doc in parse(text, path)
+        for item in _items(doc)
     ]
     cluster_kinds = CLUSTER_SCOPED | {c["spec"]["names"]["kind"] for c in crds if c["spec"].get("scope") == "Cluster"}
     return crds + [_in_namespace(d, namespace, cluster_kinds) for d in objects if not _test_hook(d)]
+
+
+def _items(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A `v1` List is installed as its items (Helm's resource builder flattens it)."""
+    if doc.get("apiVersion") == "v1" and doc.get("kind") == "List":
+        return list(doc.get("items") or [])
+    return [doc]
 
 
 def _test_hook(doc: dict[str, Any]) -> bool:

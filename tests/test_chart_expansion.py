@@ -55,6 +55,7 @@ def test_a_release_expands_into_its_chart_crds_templates_and_packaged_dependency
         ("Deployment", "rel-server"),
         ("ClusterRole", "rel-reader"),
         ("ConfigMap", "rel-sidecar"),  # from the dependency packaged under charts/, with our values for it
+        ("ConfigMap", "rel-settings"),  # the item of a List
     }, "NOTES.txt and the `helm test` pod are not installed"
     assert objects[("ConfigMap", "rel-sidecar")]["data"] == {"greeting": "hi"}
     assert objects[("ConfigMap", "rel-sidecar")]["metadata"]["namespace"] == "apps"

@@ -1,6 +1,6 @@
 """A small Helm chart written by the tests (never a copy of an upstream chart): a Widget CRD and a Widget, a
-Deployment that mounts a host path on request, a `helm test` Pod, NOTES.txt, and a `sidecar` dependency packaged
-under `charts/` as Helm packages dependencies."""
+Deployment that mounts a host path on request, a `helm test` Pod, a v1 List, NOTES.txt, and a `sidecar`
+dependency packaged under `charts/` as Helm packages dependencies."""
 
 import io
 import tarfile
@@ -85,6 +85,11 @@ metadata:
 spec:
   hostNetwork: true
   containers: [{name: test, image: example.com/test:1.0}]
+""",
+    "settings.yaml": """apiVersion: v1
+kind: List
+items:
+  - {apiVersion: v1, kind: ConfigMap, metadata: {name: "{{ .Release.Name }}-settings"}, data: {mode: fast}}
 """,
     "NOTES.txt": "Installed {{ .Release.Name }}.\n",
 }

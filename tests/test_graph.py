@@ -90,7 +90,9 @@ SUBCHART_PATHS = {
         "grafana.downloadDashboards",
         "kube-state-metrics.resources",
         "prometheus-node-exporter.resources",
-    }
+    },
+    # The GPU Operator passes `node-feature-discovery.*` to NFD 0.19.0 (its values: node-feature-discovery.values.yaml).
+    "gpu-operator": {f"node-feature-discovery.{part}.podSecurityContext" for part in ("master", "worker", "gc")},
 }
 
 

@@ -1,6 +1,11 @@
 """The Pod Security Standards' baseline and restricted controls, checked on every pod template before a cluster
-refuses it (https://kubernetes.io/docs/concepts/security/pod-security-standards/; Python has no maintained
-implementation of the admission plugin's checks, so this follows the documented controls of the latest version).
+refuses it (https://kubernetes.io/docs/concepts/security/pod-security-standards/, the `latest` version, host probes
+included). Python has no maintained implementation of the admission plugin, so this follows the documented controls.
+
+Narrower than the admission plugin: only the `enforce` label of a Namespace the stack renders counts (no
+`enforce-version`, no cluster-wide defaults or exemptions from an AdmissionConfiguration; a namespace the stack does
+not render, such as kube-system, is taken as privileged); only pods written in the render are seen, not those that
+operators create at run time. Stricter: Windows pods and pods with `hostUsers: false` get none of their relaxations.
 """
 
 from collections.abc import Callable, Iterator
@@ -156,6 +161,23 @@ def _sysctls(pod: Pod) -> list[str]:
     return [s.get("name") for s in sysctls if s.get("name") not in SAFE_SYSCTLS]
 
 
+def _host_probes(pod: Pod) -> list[str]:
+    """Probes and lifecycle hooks may not name a host: they would reach the node or beyond from the kubelet."""
+    found = []
+    for where, c in _containers(pod["spec"]):
+        handlers = {name: c.get(name) or {} for name in ("livenessProbe", "readinessProbe", "startupProbe")}
+        handlers |= {
+            f"lifecycle.{name}": (c.get("lifecycle") or {}).get(name) or {} for name in ("postStart", "preStop")
+        }
+        found += [
+            f"{where} {name}.{action}.host {handler[action]['host']}"
+            for name, handler in handlers.items()
+            for action in ("httpGet", "tcpSocket")
+            if (handler.get(action) or {}).get("host")
+        ]
+    return found
+
+
 def _volume_types(pod: Pod) -> list[str]:
     found = []
     for v in pod["spec"].get("volumes") or []:
@@ -221,6 +243,7 @@ BASELINE: tuple[Control, ...] = (
     ("/proc mount type", _proc_mount),
     ("seccomp", _seccomp_unconfined),
     ("sysctls", _sysctls),
+    ("host probes and lifecycle hooks", _host_probes),
 )
 RESTRICTED: tuple[Control, ...] = (
     *BASELINE,

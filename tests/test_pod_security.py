@@ -53,6 +53,20 @@ BASELINE_CASES = [
     (pod(container={"procMount": "Unmasked"}), "/proc mount type: container 'app' procMount Unmasked"),
     (pod({"securityContext": {"seccompProfile": {"type": "Unconfined"}}}), "seccomp: pod Unconfined"),
     (pod({"securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}}), "sysctls: kernel.msgmax"),
+    (
+        pod({"containers": [{**RESTRICTED_CONTAINER, "livenessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}}}]}),
+        "host probes and lifecycle hooks: container 'app' livenessProbe.httpGet.host 10.0.0.1",
+    ),
+    (
+        pod(
+            {
+                "containers": [
+                    {**RESTRICTED_CONTAINER, "lifecycle": {"preStop": {"tcpSocket": {"host": "x", "port": 1}}}}
+                ]
+            }
+        ),
+        "host probes and lifecycle hooks: container 'app' lifecycle.preStop.tcpSocket.host x",
+    ),
 ]
 
 

@@ -5,7 +5,8 @@ included). Python has no maintained implementation of the admission plugin, so t
 Narrower than the admission plugin: only the `enforce` label of a Namespace the stack renders counts (no
 `enforce-version`, no cluster-wide defaults or exemptions from an AdmissionConfiguration; a namespace the stack does
 not render, such as kube-system, is taken as privileged); only pods written in the render are seen, not those that
-operators create at run time. Stricter: Windows pods and pods with `hostUsers: false` get none of their relaxations.
+operators create at run time. Stricter: Windows pods get none of the restricted profile's relaxations for them, nor
+do pods with `hostUsers: false` where a cluster's feature gate relaxes them.
 """
 
 from collections.abc import Callable, Iterator

@@ -9,7 +9,7 @@ import yaml
 
 from stack.charts import CACHE_ENV, archive_path, pinned_charts
 from stack.config import parse_stack_config
-from stack.expansion import expand
+from stack.expansion import ExpansionError, expand
 from stack.pod_security import ENFORCE_LABEL
 from stack.render import Rendered, main, validate_rendered
 from tests.conftest import stack_config
@@ -75,6 +75,12 @@ def test_a_host_path_in_a_baseline_namespace_fails_naming_the_object_and_the_vol
         "demo.rel: Deployment rel-server: Pod Security baseline: hostPath volumes: volume 'logs'"
     ]
     assert validated(cache, {"hostLogs": True}, level="privileged") == []
+
+
+def test_a_chart_that_does_not_render_fails_naming_the_release_and_the_chart(cache: Path) -> None:
+    write_archive(archive_path(cache, "widgets", "1.0.0"))
+    with pytest.raises(ExpansionError, match=r"demo: Release rel: chart widgets 1\.0\.0: .*size is required"):
+        expand({"demo": [release({"size": None})]}, cache)
 
 
 def cache_pinned(cache: Path, skip: str = "") -> None:

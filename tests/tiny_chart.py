@@ -48,7 +48,7 @@ kind: Widget
 metadata:
   name: {{ .Release.Name }}-widget
 spec:
-  size: {{ .Values.size }}
+  size: {{ required "size is required" .Values.size }}
   op: =
 """,
     "deployment.yaml": f"""apiVersion: apps/v1

@@ -1,5 +1,4 @@
-"""python -m stack.render STACK [--out DIR] [--expand-charts]: everything `pulumi up` would create, written and
-validated offline.
+"""python -m stack.render STACK [--out DIR] [--expand-charts]: what `pulumi up` would create, checked offline.
 
 STACK is `dev`, `prod` or a path to a `Pulumi.<name>.yaml`. Helm releases whose pinned chart is in the chart cache
 (`make charts`) are expanded into the objects the chart installs; `--expand-charts` requires every one. Exit 0 when

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up plan preview test lint clean bench-controller bench bench-quick envtest
+.PHONY: up plan preview charts test lint clean bench-controller bench bench-quick envtest
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ up: $(VENV)/.installed
 # Offline: render and validate everything `pulumi up` would create, with no cluster and no Pulumi CLI.
 plan: $(VENV)/.installed
 	$(PY) -m stack.render $(STACK)
+
+# Download every pinned chart into the chart cache (LLM_PLATFORM_CHART_CACHE, default ~/.cache/llm-platform/charts),
+# checked against its repository's index; `plan` then expands each Helm release into the objects its chart installs.
+charts: $(VENV)/.installed
+	$(PY) -m stack.charts
 
 preview: $(VENV)/.installed
 	pulumi preview --stack $(STACK) --diff

@@ -10,6 +10,7 @@ from components.kube import helm_release, namespace
 from components.pins import GPU_OPERATOR
 
 TIME_SLICING_CONFIG = "time-slicing"
+RUNTIME_DEFAULT_SECCOMP = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
 class TimeSlicing(ArgsModel):
@@ -38,13 +39,17 @@ def gpu_operator_values(args: GpuOperatorArgs, monitor_labels: dict[str, str] | 
         "toolkit": {"enabled": args.toolkit},
         "mig": {"strategy": args.mig_strategy},
         "daemonsets": {"tolerations": tolerations},
+        # Node Feature Discovery's pods under the runtime's seccomp profile (the subchart sets none).
         "node-feature-discovery": {
             "worker": {
                 "tolerations": [
                     {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
                     *tolerations,
-                ]
-            }
+                ],
+                "podSecurityContext": RUNTIME_DEFAULT_SECCOMP,
+            },
+            "master": {"podSecurityContext": RUNTIME_DEFAULT_SECCOMP},
+            "gc": {"podSecurityContext": RUNTIME_DEFAULT_SECCOMP},
         },
         "dcgmExporter": {
             "serviceMonitor": {

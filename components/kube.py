@@ -113,6 +113,11 @@ def restricted_pod(uid: int) -> dict[str, Any]:
     }
 
 
+def resources(cpu: tuple[str, str], memory: tuple[str, str]) -> dict[str, Any]:
+    """A container's resources from (request, limit) of CPU and of memory."""
+    return {"requests": {"cpu": cpu[0], "memory": memory[0]}, "limits": {"cpu": cpu[1], "memory": memory[1]}}
+
+
 def checkov_skips(*skips: str) -> dict[str, str]:
     """Annotations that skip named checks, each `CHECK_ID=reason`, so the reason stays with the object."""
     return {f"checkov.io/skip{i}": skip for i, skip in enumerate(skips, start=1)}

@@ -10,7 +10,15 @@ from pydantic import Field
 
 from components import dashboards
 from components.args import ArgsModel, DnsLabel, Duration, Quantity
-from components.kube import helm_release, labels, manifest, namespace, namespace_selector, network_policy
+from components.kube import (
+    helm_release,
+    labels,
+    manifest,
+    namespace,
+    namespace_selector,
+    network_policy,
+    resources,
+)
 from components.model_serving import ModelArgs
 from components.pins import DCGM_DASHBOARD_GNET_ID, DCGM_DASHBOARD_REVISION, KUBE_PROMETHEUS_STACK
 from components.rules import AlertSettings, rule_groups
@@ -28,6 +36,7 @@ DASHBOARD_LABEL = "grafana_dashboard"
 DASHBOARD_LABEL_VALUE = "1"
 DASHBOARD_PROVIDER = "gpu"
 PROMETHEUS_DATASOURCE = "Prometheus"
+SMALL_CONTAINER = resources(("10m", "200m"), ("32Mi", "256Mi"))  # sidecars and one-shot Jobs
 
 
 class MonitoringArgs(ArgsModel):
@@ -97,7 +106,13 @@ def grafana_values(enabled: bool) -> dict[str, Any]:
     return {
         "enabled": True,
         "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
-        "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE}},
+        "resources": resources(("100m", "1"), ("256Mi", "1Gi")),
+        # The dashboard and datasource sidecars, and the init container that downloads dashboards by id.
+        "sidecar": {
+            "dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE},
+            "resources": SMALL_CONTAINER,
+        },
+        "downloadDashboards": {"resources": SMALL_CONTAINER},
         "dashboardProviders": {
             "dashboardproviders.yaml": {
                 "apiVersion": 1,
@@ -127,7 +142,15 @@ def grafana_values(enabled: bool) -> dict[str, Any]:
 
 
 def monitoring_values(args: MonitoringArgs, models: Sequence[ModelArgs]) -> dict[str, Any]:
+    """Every container the chart itself runs has requests and limits (Prometheus and Alertmanager run the
+    operator's defaults)."""
     return {
+        "prometheusOperator": {
+            "resources": resources(("100m", "500m"), ("128Mi", "512Mi")),
+            "admissionWebhooks": {"patch": {"resources": SMALL_CONTAINER}},
+        },
+        "kube-state-metrics": {"resources": resources(("50m", "500m"), ("128Mi", "512Mi"))},
+        "prometheus-node-exporter": {"resources": resources(("50m", "250m"), ("32Mi", "128Mi"))},
         "prometheus": prometheus_values(args, models),
         "additionalPrometheusRulesMap": {"llm-platform": {"groups": rule_groups(models, alert_settings(args))}},
         "grafana": grafana_values(args.grafana),

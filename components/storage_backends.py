@@ -21,6 +21,7 @@ from components.kube import (
     labels,
     manifest,
     network_policy,
+    resources,
     restricted_pod,
 )
 from components.pins import MINIO_IMAGE, SEAWEEDFS, SEAWEEDFS_TAG, VALKEY_IMAGE
@@ -29,6 +30,7 @@ from components.pins import MINIO_IMAGE, SEAWEEDFS, SEAWEEDFS_TAG, VALKEY_IMAGE
 # mount pods it starts (labelled through the chart values), and the format Job.
 CLIENT_LABEL = "llm-platform.io/juicefs-client"
 VALKEY_PORT = 6379
+SEAWEEDFS_UID = 1000  # the `seaweed` user of the image (its Dockerfile); the chart runs weed without the entrypoint
 VALKEY_UID = 10999  # a high UID of our own: the image runs as any user, and fsGroup opens the data volume to it
 DATA_DIR = "/data"
 AUTH_CONF = "/etc/valkey/auth/auth.conf"  # `requirepass`, from the Secret; valkey.conf includes it
@@ -229,17 +231,35 @@ def seaweedfs_identities(access_key: str, secret_key: str) -> str:
     return json.dumps({"identities": [identity]}, indent=1)
 
 
+def seaweedfs_pods(cpu: tuple[str, str], memory: tuple[str, str]) -> dict[str, Any]:
+    """One SeaweedFS server's pods, with (request, limit) of CPU and memory. The chart applies a security context
+    only with `enabled`: the image's own `seaweed` user (its volumes group-owned), the runtime's seccomp profile, no
+    privileges. The root filesystem stays writable: that weed never writes outside its volumes is not verified."""
+    container = {key: value for key, value in RESTRICTED_CONTAINER.items() if key != "readOnlyRootFilesystem"}
+    return {
+        "podSecurityContext": {"enabled": True, **restricted_pod(SEAWEEDFS_UID)},
+        "containerSecurityContext": {"enabled": True, **container},
+        "resources": resources(cpu, memory),
+    }
+
+
 def seaweedfs_values(config_secret: str, size: str, clients: list[dict[str, Any]]) -> dict[str, Any]:
     """Master, volume and filer on PVCs, S3 with auth. The namespace is Pod Security baseline, which refuses
     hostPath volumes: every log volume the chart defaults to a hostPath (master, filer, S3 gateway) is an emptyDir."""
     small_pvc = {"type": "persistentVolumeClaim", "size": "2Gi"}
     logs = {"type": "emptyDir"}
+    data = [{"name": "data1", "type": "persistentVolumeClaim", "size": size, "maxVolumes": 0}]
+    s3 = {"enabled": True, "enableAuth": True, "existingConfigSecret": config_secret, "logs": logs}
     return {
         "image": {"tag": SEAWEEDFS_TAG},
-        "master": {"data": small_pvc, "logs": logs},
-        "volume": {"dataDirs": [{"name": "data1", "type": "persistentVolumeClaim", "size": size, "maxVolumes": 0}]},
-        "filer": {"data": {"type": "persistentVolumeClaim", "size": "10Gi"}, "logs": logs},
-        "s3": {"enabled": True, "enableAuth": True, "existingConfigSecret": config_secret, "logs": logs},
+        "master": {"data": small_pvc, "logs": logs, **seaweedfs_pods(("100m", "1"), ("256Mi", "1Gi"))},
+        "volume": {"dataDirs": data, **seaweedfs_pods(("500m", "4"), ("1Gi", "4Gi"))},
+        "filer": {
+            "data": {"type": "persistentVolumeClaim", "size": "10Gi"},
+            "logs": logs,
+            **seaweedfs_pods(("250m", "2"), ("512Mi", "2Gi")),
+        },
+        "s3": {**s3, **seaweedfs_pods(("250m", "2"), ("512Mi", "2Gi"))},
         # The chart's policies admit its own pods; JuiceFS clients are added to reach the S3 port only.
         "networkPolicy": {
             "enabled": True,

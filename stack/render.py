@@ -1,13 +1,15 @@
-"""python -m stack.render STACK [--out DIR]: everything `pulumi up` would create, written and validated offline.
+"""python -m stack.render STACK [--out DIR] [--expand-charts]: what `pulumi up` would create, checked offline.
 
-STACK is `dev`, `prod` or a path to a `Pulumi.<name>.yaml`. Exit 0 when rendered and valid, 1 when a manifest
-fails validation, 2 when the stack file or its config is invalid.
+STACK is `dev`, `prod` or a path to a `Pulumi.<name>.yaml`. Helm releases whose pinned chart is in the chart cache
+(`make charts`) are expanded into the objects the chart installs; `--expand-charts` requires every one. Exit 0 when
+rendered and valid, 1 when a manifest fails validation or Pod Security, 2 when the stack file or its config is
+invalid, 3 when `--expand-charts` finds a chart missing from the cache.
 """
 
 import argparse
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,12 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 from pulumi.runtime import rpc
 
+from stack.charts import cache_dir
 from stack.config import PROJECT, ConfigError, StackConfig, parse_stack_config
+from stack.expansion import ExpansionError, expand
 from stack.mocks import REPO, Declared, run_program, secret_placeholder
 from stack.platform import variant_costs
+from stack.pod_security import enforced_levels, pod_template, violations
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -31,8 +36,9 @@ class StackFileError(Exception):
 class Rendered:
     stack: str
     config: StackConfig
-    documents: dict[str, list[dict[str, Any]]]  # by top-level component
+    documents: dict[str, list[dict[str, Any]]]  # by top-level component; chart output by `<component>.<release>`
     declared: list[Declared]
+    not_expanded: list[str] = field(default_factory=list)  # `<chart> <version>` of releases not in the chart cache
 
 
 @dataclass
@@ -120,10 +126,12 @@ def _plain(value: Any) -> Any:
 
 
 def validate_rendered(rendered: Rendered) -> Validation:
-    """Strict schema validation of every built-in kind; custom resources are counted, Helm releases checked."""
+    """Strict schema validation of every built-in kind, custom resources against the CRDs rendered with them (or
+    counted), Helm releases checked, and every pod template against its namespace's enforced Pod Security level."""
     result = Validation()
     version = rendered.config.kubernetes.version
     crds = _crd_validators(rendered)
+    levels = enforced_levels([doc for docs in rendered.documents.values() for doc in docs])
     for component, docs in rendered.documents.items():
         for doc in docs:
             where = f"{component}: {doc.get('kind')} {doc.get('metadata', {}).get('name')}"
@@ -140,6 +148,10 @@ def validate_rendered(rendered: Rendered) -> Validation:
                     result.errors += [f"{where}: {_path(e)}: {e.message}" for e in checker.iter_errors(doc)]
             except ValidationError as error:
                 result.errors.append(f"{where}: {_path(error)}: {error.message}")
+            pod = pod_template(doc)
+            if pod is not None:
+                level = levels.get(doc["metadata"].get("namespace", ""), "privileged")
+                result.errors += [f"{where}: Pod Security {level}: {v}" for v in violations(pod, level)]
     return result
 
 
@@ -148,7 +160,7 @@ def _path(error: jsonschema.ValidationError) -> str:
 
 
 def _crd_validators(rendered: Rendered) -> dict[tuple[str, str], jsonschema.Draft4Validator]:
-    """Custom resources whose CRD the stack itself declares are validated against that CRD's schema."""
+    """Custom resources whose CRD the stack or one of its charts declares are validated against its schema."""
     found = {}
     for docs in rendered.documents.values():
         for doc in docs:
@@ -201,6 +213,10 @@ def summary(rendered: Rendered, validation: Validation, out: Path) -> str:
     if validation.custom_kinds:
         custom = ", ".join(f"{k} {n}" for k, n in sorted(validation.custom_kinds.items()))
         lines.append(f"  custom resources (no built-in schema): {custom}")
+    if rendered.not_expanded:
+        lines.append(
+            f"  charts not expanded (not in the chart cache; `make charts`): {', '.join(rendered.not_expanded)}"
+        )
     lines.append("")
     header = f"  {'model':<16} {'variant':<22} {'accelerator':<11} {'GPUs min-max':>12} {'USD/h min-max':>16}"
     lines.append(header)
@@ -221,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.render", description=__doc__.splitlines()[0])
     parser.add_argument("stack", help="dev, prod, or a path to a Pulumi.<name>.yaml")
     parser.add_argument("--out", type=Path, help="output folder (default build/render/<stack>)")
+    parser.add_argument(
+        "--expand-charts", action="store_true", help="expand every Helm release; exit 3 if a chart is not cached"
+    )
     args = parser.parse_args(argv)
     try:
         name, path = stack_file(args.stack)
@@ -234,6 +253,18 @@ def main(argv: list[str] | None = None) -> int:
         for message in error.errors:
             print(f"  {message}", file=sys.stderr)
         return 2
+    cache = cache_dir()
+    try:
+        expansion = expand(rendered.documents, cache)
+    except ExpansionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.expand_charts and expansion.not_cached:
+        missing = ", ".join(expansion.not_cached)
+        print(f"error: not in the chart cache {cache}: {missing}; run `make charts` to fill it", file=sys.stderr)
+        return 3
+    documents = {**rendered.documents, **expansion.documents}
+    rendered = replace(rendered, documents=documents, not_expanded=expansion.not_cached)
     out = args.out or REPO / "build" / "render" / name
     validation = validate_rendered(rendered)
     write(rendered, out)

@@ -78,8 +78,22 @@ def test_helm_releases_are_pinned_with_fixed_names(stacks: list[Rendered]) -> No
 
 
 # Values of charts that a pinned chart bundles, whose defaults are not in the reference file of the parent:
-# kube-prometheus-stack passes `grafana.*` to the Grafana chart (dashboard providers and dashboards by id).
-SUBCHART_PATHS = {"kube-prometheus-stack": {"grafana.dashboardProviders", "grafana.dashboards"}}
+# kube-prometheus-stack passes `grafana.*` to the Grafana chart (12.11.1: dashboard providers, dashboards by id, the
+# resources of Grafana, its sidecars and its dashboard download), and the resources to kube-state-metrics (8.4.0) and
+# prometheus-node-exporter (4.56.1); each path is in that chart's own values.yaml.
+SUBCHART_PATHS = {
+    "kube-prometheus-stack": {
+        "grafana.dashboardProviders",
+        "grafana.dashboards",
+        "grafana.resources",
+        "grafana.sidecar.resources",
+        "grafana.downloadDashboards",
+        "kube-state-metrics.resources",
+        "prometheus-node-exporter.resources",
+    },
+    # The GPU Operator passes `node-feature-discovery.*` to NFD 0.19.0 (its values: node-feature-discovery.values.yaml).
+    "gpu-operator": {f"node-feature-discovery.{part}.podSecurityContext" for part in ("master", "worker", "gc")},
+}
 
 
 def missing_value_paths(values: Any, defaults: Any, path: str = "") -> list[str]:

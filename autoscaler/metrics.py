@@ -47,8 +47,16 @@ RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success
 # Requests queued in a model's endpoint picker (Gateway API Inference Extension flow control), by served model name:
 # the demand signal that wakes a model at zero replicas.
 UPSTREAM_QUERY = "sum by (namespace, model_name) (inference_extension_flow_control_queue_size)"
-# The prompts a model's servers finished over the feedback window, by prompt length (vLLM's 1-2-5 token buckets).
-PROMPTS_QUERY = f"sum by (namespace, model_name, le) (increase(vllm:request_prompt_tokens_bucket[{TPOT_WINDOW}]))"
+# A model's requests over the feedback window by prompt length (vLLM's 1-2-5 token buckets) and by TTFT (edges at
+# the model's objective where the platform set them), in one query: each histogram labelled `of` with its name.
+MODEL_HISTOGRAMS = {
+    "prompt_tokens": "vllm:request_prompt_tokens_bucket",
+    "ttft": "vllm:time_to_first_token_seconds_bucket",
+}
+HISTOGRAMS_QUERY = " or ".join(
+    f'label_replace(sum by (namespace, model_name, le) (increase({metric}[{TPOT_WINDOW}])), "of", "{name}", "", "")'
+    for name, metric in MODEL_HISTOGRAMS.items()
+)
 # A model's request shape over the same window, in one query: each counter's increase labelled `of` with its name.
 SHAPE_SERIES = {
     "requests": "vllm:request_prompt_tokens_count",
@@ -96,6 +104,7 @@ class Snapshot:
     requests_in_retention: Mapping[ModelKey, float] = field(default_factory=dict)
     waiting_upstream: Mapping[ModelKey, float] = field(default_factory=dict)  # in the endpoint pickers' queues
     prompt_tokens: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)  # prompts with <= le tokens
+    ttft: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)  # requests with TTFT <= le seconds
     shapes: Mapping[ModelKey, Shape] = field(default_factory=dict)  # measured over the feedback window
 
     def model_names_in(self, namespace: str) -> list[str]:
@@ -152,10 +161,12 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
             values.setdefault(key, {})[name] = _value(name, labels, series["value"][1])
     retention = by_model(query(RETENTION_QUERY.format(window=retention_window)))
     upstream = by_model(query(UPSTREAM_QUERY))
-    prompts: dict[ModelKey, dict[float, float]] = {}
-    for series in query(PROMPTS_QUERY):
-        key = (series["metric"].get("namespace", ""), series["metric"].get("model_name", ""))
-        prompts.setdefault(key, {})[float(series["metric"].get("le", "nan"))] = float(series["value"][1])
+    histograms: dict[str, dict[ModelKey, dict[float, float]]] = {name: {} for name in MODEL_HISTOGRAMS}
+    for series in query(HISTOGRAMS_QUERY):
+        labels = series["metric"]
+        key = (labels.get("namespace", ""), labels.get("model_name", ""))
+        by_le = histograms.get(labels.get("of", ""), {}).setdefault(key, {})
+        by_le[float(labels.get("le", "nan"))] = float(series["value"][1])
     pods = {
         key: PodMetrics(
             kv=v.get("kv"),
@@ -172,7 +183,8 @@ def collect(query: Query, retention_window: str = "10m", clock: Callable[[], flo
         )
         for key, v in values.items()
     }
-    return Snapshot(clock(), pods, retention, upstream, prompts, shapes(query(SHAPE_QUERY)))
+    prompts, ttft = histograms["prompt_tokens"], histograms["ttft"]
+    return Snapshot(clock(), pods, retention, upstream, prompts, ttft, shapes(query(SHAPE_QUERY)))
 
 
 def shapes(series: list[dict[str, Any]]) -> dict[ModelKey, Shape]:

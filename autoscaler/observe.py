@@ -102,5 +102,6 @@ def observation(
     if watched_for_s < retention_s:
         retention = None
     age = now - max(seen) if seen else None
-    shape = snapshot.shapes.get((ns, spec.model_id))
-    return Observation(tuple(samples), age, retention, upstream, prompts, shape), problem
+    key = (ns, spec.model_id)
+    shape, ttft = snapshot.shapes.get(key), snapshot.ttft.get(key)
+    return Observation(tuple(samples), age, retention, upstream, prompts, shape, ttft), problem

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, PRODUCT_LABEL
 from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
+from autoscaler.buckets import slo_buckets_arg
 from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
 from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
@@ -61,6 +62,8 @@ def server_args(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume |
         args += ["--max-model-len", str(model.max_model_len)] if model.max_model_len else []
         budget, seqs = variant.batch
         args += ["--max-num-batched-tokens", str(budget), "--max-num-seqs", str(seqs)]
+        # Edges at the model's objectives, so the autoscaler reads the shares within them exactly.
+        args += ["--custom-histogram-buckets", slo_buckets_arg(model.slo.ttft_seconds, model.slo.tpot_seconds)]
     elif variant.runtime == "tgi":
         # TGI has no served-model-name: it answers any model name with its one model (pins.TGI_OPTIONS).
         args = ["--model-id", source, "--port", port, "--hostname", "0.0.0.0"]

@@ -15,7 +15,7 @@ from autoscaler.api import METRIC_VARIANT_CAPACITY, THRESHOLDS_CONFIGMAP, servin
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
-from autoscaler.metrics import PROMPTS_QUERY, QUERIES, RETENTION_QUERY, SHAPE_QUERY, UPSTREAM_QUERY
+from autoscaler.metrics import HISTOGRAMS_QUERY, QUERIES, RETENTION_QUERY, SHAPE_QUERY, UPSTREAM_QUERY
 from autoscaler.observe import variant_status
 from tests.conftest import stack_config
 from tests.kube_standin import Cluster, Fault, running
@@ -44,7 +44,7 @@ class Prometheus:
             raise ConnectionError("connection refused")
         if promql.startswith(RETENTION_QUERY.split("(")[0]) and "increase" in promql:
             return [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.retention)]}]
-        if promql in (PROMPTS_QUERY, SHAPE_QUERY):
+        if promql in (HISTOGRAMS_QUERY, SHAPE_QUERY):
             return []
         if promql == UPSTREAM_QUERY:
             return (

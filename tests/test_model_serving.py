@@ -1,5 +1,8 @@
 """Model serving: what each variant's pods get, one endpoint per model, and user edits that need no code change."""
 
+import itertools
+import json
+import math
 from typing import Any
 
 import pytest
@@ -297,3 +300,18 @@ def test_every_server_option_exists_in_the_pinned_runtime(runtime: str) -> None:
     options = [a for a in args if a.startswith("--")]
     assert options and set(options) <= known
     assert ("--served-model-name" in options) == (runtime != "tgi")
+
+
+def test_vllm_gets_histogram_edges_at_the_models_objectives() -> None:
+    """vLLM's default TTFT edges jump from 1 s to 2.5 s: the server is given an edge at each objective, in the
+    form vLLM 0.33 validates (known families, finite, positive, strictly increasing lists)."""
+    variant = {"name": "v", "acceleratorType": "L40S", "cost": 1}
+    raw = {"name": "m", "modelID": "org/m", "slo": {"ttftSeconds": 2.0, "tpotSeconds": 0.06}, "variants": [variant]}
+    model = ModelArgs.model_validate(raw)
+    args = server_args(model, model.variants[0], None)
+    buckets = json.loads(args[args.index("--custom-histogram-buckets") + 1])
+    assert set(buckets) == {"time_to_first_token", "inter_token_latency"}
+    for edges in buckets.values():
+        assert all(0 < e < math.inf for e in edges) and all(a < b for a, b in itertools.pairwise(edges))
+    assert 2.0 in buckets["time_to_first_token"] and 0.06 in buckets["inter_token_latency"]
+    assert {1.0, 2.5} <= set(buckets["time_to_first_token"])  # vLLM's own edges are kept

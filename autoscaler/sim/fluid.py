@@ -57,6 +57,7 @@ class FluidReplica:
         self.prompt_counts = np.zeros(len(prompt_shares))
         self.prompt_sum = 0.0
         self.generation_sum = 0.0
+        self.ttft_met = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, self.batch * self.context / self.profile.kv_capacity)
@@ -141,6 +142,8 @@ class FluidWorkload:
             attainment, tpot_within, nearest = self.accounts[r.profile].curve.read(rate)
             self.served += r.completed - before
             r.tpot_met += (r.completed - before) * tpot_within
+            # The curve has both objectives together: TTFT's share as if the two were independent.
+            r.ttft_met += (r.completed - before) * (attainment / tpot_within if tpot_within > 0 else 0.0)
             if share > 0:
                 self._account(self.accounts[r.profile], share, wait, attainment, nearest)
 

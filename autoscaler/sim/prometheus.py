@@ -32,6 +32,7 @@ class _Scrape:
     prompts: np.ndarray  # finished requests per prompt bucket, cumulative over time
     prompt_sum: float
     generation_sum: float
+    ttft_met: float
 
 
 class Prometheus:
@@ -60,6 +61,7 @@ class Prometheus:
                     r.prompt_counts.copy(),
                     r.prompt_sum,
                     r.generation_sum,
+                    r.ttft_met,
                 )
             )
             while points[0].t <= t - FEEDBACK_S:
@@ -72,7 +74,9 @@ class Prometheus:
             self.finished.popleft()
         self.upstream = upstream
 
-    def snapshot(self, t: float, namespace: str, model_id: str, tpot_objective_s: float) -> Snapshot:
+    def snapshot(
+        self, t: float, namespace: str, model_id: str, tpot_objective_s: float, ttft_objective_s: float
+    ) -> Snapshot:
         """What `autoscaler/metrics.py` would collect from this Prometheus at t: the series of the pods still
         scraped, and the model's finished requests over the retention window."""
         pods = {
@@ -85,21 +89,27 @@ class Prometheus:
         if not self.series:
             return Snapshot(t, pods, retention, upstream)
         shape = shape_of(self._increases())
-        return Snapshot(t, pods, retention, upstream, {key: self._prompts()}, {key: shape} if shape else {})
+        ttft = {key: self._ttft(ttft_objective_s)}
+        return Snapshot(t, pods, retention, upstream, {key: self._prompts()}, ttft, {key: shape} if shape else {})
+
+    def _ttft(self, objective_s: float) -> dict[float, float]:
+        """increase(vllm:time_to_first_token_seconds_bucket[5m]) at the objective's edge (the platform sets one on
+        every vLLM server), summed over the pods."""
+        return {objective_s: self._grown("ttft_met"), math.inf: self._grown("completed")}
 
     def _increases(self) -> dict[str, float]:
         """The counters of `metrics.SHAPE_QUERY`: their increase over the feedback window, summed over the pods."""
-
-        def grown(of: str) -> float:
-            return float(sum(getattr(s[-1], of) - getattr(s[0], of) for s in self.series.values()))
-
         return {
-            "requests": grown("completed"),
-            "prompt": grown("prompt_sum"),
-            "generation": grown("generation_sum"),
-            "cache_queries": grown("prefix_queries"),
-            "cache_hits": grown("prefix_hits"),
+            "requests": self._grown("completed"),
+            "prompt": self._grown("prompt_sum"),
+            "generation": self._grown("generation_sum"),
+            "cache_queries": self._grown("prefix_queries"),
+            "cache_hits": self._grown("prefix_hits"),
         }
+
+    def _grown(self, counter: str) -> float:
+        """A counter's increase over the feedback window, summed over the pods."""
+        return float(sum(getattr(s[-1], counter) - getattr(s[0], counter) for s in self.series.values()))
 
     def _prompts(self) -> dict[float, float]:
         """increase(vllm:request_prompt_tokens_bucket[5m]) summed over the pods: prompts with <= le tokens."""

@@ -74,6 +74,7 @@ class RequestReplica:
         self.prompt_counts = np.zeros(len(PROMPT_EDGES) + 1)
         self.prompt_sum = 0.0
         self.generation_sum = 0.0
+        self.ttft_met = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, max(0.0, self.kv / self.profile.kv_capacity))
@@ -199,6 +200,7 @@ class RequestReplica:
         decoded = int(self.outputs[index]) - 1
         self.tpot[index] = (finish_s - first_token_s) / decoded if decoded > 0 else 0.0
         self.tpot_met += self.tpot[index] <= self.slo.tpot_s
+        self.ttft_met += self.ttft[index] <= self.slo.ttft_s
         self.completed += 1
         self.prompt_counts[prompt_bucket(float(self.inputs[index]))] += 1
         self.prompt_sum += float(self.inputs[index])

@@ -207,7 +207,9 @@ class Cluster:
         return variant_status({n: n for n in self.variants}, NAMESPACE, deployments, pods, Tuning().node_allowance_s)
 
     def _observe(self, t: float) -> Observation:
-        snapshot = self.prometheus.snapshot(t, NAMESPACE, self.setup.model_id, self.setup.slo.tpot_s)
+        snapshot = self.prometheus.snapshot(
+            t, NAMESPACE, self.setup.model_id, self.setup.slo.tpot_s, self.setup.slo.ttft_s
+        )
         observed, _ = observation(self.setup.spec, NAMESPACE, self._pod_list(t), snapshot, None, t, RETENTION_S, t)
         return observed
 

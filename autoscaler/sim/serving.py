@@ -30,6 +30,7 @@ class Replica(Protocol):
     prompt_counts: NDArray[np.float64]  # vllm:request_prompt_tokens: finished requests per bucket of PROMPT_EDGES
     prompt_sum: float  # vllm:request_prompt_tokens_sum (of finished requests)
     generation_sum: float  # vllm:request_generation_tokens_sum
+    ttft_met: float  # vllm:time_to_first_token_seconds_bucket{le=<the TTFT objective>}
 
     def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_api_client import PrometheusConnect
 
+from autoscaler.buckets import share_within
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.metrics import QUERIES, collect
@@ -50,9 +51,10 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
                 p.generated.inc(600)
                 p.prefix_queries.inc(4000)
                 p.prefix_hits.inc(1000)
-                for prompt, output in ((800, 100), (1500, 200), (12_000, 300)):  # one in three over 10k tokens
-                    p.prompts.observe(prompt)
+                for prompt, output, ttft in ((800, 100, 0.4), (1500, 200, 1.2), (12_000, 300, 3.0)):
+                    p.prompts.observe(prompt)  # one in three over 10k tokens, and over a 2 s TTFT
                     p.outputs.observe(output)
+                    p.ttft.observe(ttft)
                 for _ in range(20):
                     p.itl.observe(0.05)
                 for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
@@ -83,6 +85,8 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert shape.prompt_tokens == pytest.approx((800 + 1500 + 12_000) / 3, rel=0.01)
     assert shape.output_tokens == pytest.approx(200, rel=0.01) and shape.cached_share == pytest.approx(0.25)
     assert shape.requests == pytest.approx(prompts[math.inf], rel=0.01)  # one extrapolated increase() each
+    ttft = snapshot.ttft[(NS, MODEL_ID)]  # the same requests by TTFT, read at the 2 s edge the platform adds
+    assert share_within(ttft, 2.0) == (pytest.approx(2 / 3, rel=0.01), True)
     assert snapshot.waiting_upstream == {}  # no endpoint picker here
     assert snapshot.pods[("other", "other-0")].kv == pytest.approx(0.10)
     assert snapshot.requests_in_retention[(NS, MODEL_ID)] > 0

@@ -138,6 +138,9 @@ class Variant(ApiModel):
     min_replicas: int = Field(0, ge=0)
     max_replicas: int = Field(DEFAULT_MAX_REPLICAS, ge=1)
     scale_target_ref: ScaleTargetRef
+    cold_start_seconds: float | None = Field(
+        None, gt=0, description="prior: seconds from a pod's creation to Ready, until the autoscaler has seen one"
+    )
     profile: ReplicaProfile | None = Field(
         None, description="the replica's token profile, where it differs from the accelerator type's (measure yours)"
     )

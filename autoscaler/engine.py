@@ -41,6 +41,7 @@ class VariantSpec:
     min_replicas: int
     max_replicas: int
     profile: TokenProfile
+    cold_start_s: float | None = None  # prior: creation to Ready of a replica, until one is seen
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class VariantStatus:
     unschedulable: int = 0  # pods the scheduler cannot place now
     scheduler_message: str | None = None
     stuck: int = 0  # pods that stopped counting as supply: Unschedulable for longer than a node takes to add
+    starting_s: tuple[float, ...] = ()  # placed pods not ready yet: how long each has existed
+    cold_start_s: float | None = None  # its ready pods: the median time from creation to Ready
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,10 @@ class Tuning:
     headroom: float = 0.1  # extra capacity over the measured demand
     backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
     scale_down_window_s: float = 300.0
-    cold_start_s: float = 240.0  # a new replica serves this long after it is requested: the forecast horizon
+    cold_start_s: float = 240.0  # prior: a new replica serves this long after it is requested (the forecast horizon)
+    # A placed pod not ready after this many of its variant's cold starts stops counting as supply: a crash loop,
+    # an image that does not pull, weights that do not load.
+    pending_deadline: float = 2.0
     trend_window_s: float = 300.0  # the demand trend is the least-squares slope over this window
     stale_after_s: float = 60.0
     learn_rate: float = 0.3  # a correction moves this share of the way to each measurement (smoothing)
@@ -166,6 +172,7 @@ class Memory:
     plans: tuple[tuple[float, Mapping[str, int]], ...] = ()
     demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
     limits: Mapping[str, Limit] = field(default_factory=dict)  # capacity-limited variants
+    cold_starts: Mapping[str, float] = field(default_factory=dict)  # per variant: the last measured
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,10 @@ def decide(
         return Decision(desired, "none", "at zero replicas: no request waiting and none served"), memory
     if mode == "wva-v1":
         return _seed(variants, thresholds, status, observation), memory
+    measured = {**memory.cold_starts, **{n: st.cold_start_s for n, st in status.items() if st.cold_start_s}}
+    known = _cold_starts(variants, measured)
+    cold = {v.name: known.get(v.name, tuning.cold_start_s) for v in variants}
+    status = {n: _past_deadline(st, known[n], tuning) if n in known else st for n, st in status.items()}
     limits = _limits(variants, status, memory, now, tuning)
     # Every variant is planned on its profile corrected by what its replicas measured, for the model's shape. A
     # capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply nor
@@ -239,14 +250,42 @@ def decide(
     ttft = ttft_reading(observation.ttft, shares, tuning)
     placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
     pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
-    decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, shape, now, tuning)
+    decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, shape, cold, now, tuning)
     decision = _within_limits(decision, desired, supplied, limits, now)
     reason = decision.reason + f"; shape {shape.describe()}" + _work_note(work)
     if ttft is not None:
         reason += f"; {ttft.describe(tuning.ttft_slo_s)}"
     if slow:
         reason += _ttft_note(shares, slow, tuning)
-    return replace(decision, reason=reason), replace(memory, limits=limits, work=learned, shape=shape)
+    memory = replace(memory, limits=limits, work=learned, shape=shape, cold_starts=measured)
+    return replace(decision, reason=reason), memory
+
+
+def _cold_starts(variants: Sequence[VariantSpec], measured: Mapping[str, float]) -> dict[str, float]:
+    """Each variant's cold start as far as it is known: its pods' (the last measured), else the longest measured on
+    the model's other variants (a 70B replica's start is mostly loading its weights, alike on every GPU), else its
+    prior in config. Without any of them only the default horizon plans it, and no deadline removes its pods: a
+    guess must not remove a replica that is still loading."""
+    others = max((measured[v.name] for v in variants if v.name in measured), default=None)
+    out = {}
+    for v in variants:
+        known = measured.get(v.name) or others or v.cold_start_s
+        if known is not None:
+            out[v.name] = known
+    return out
+
+
+def _past_deadline(st: VariantStatus, cold_start_s: float, tuning: Tuning) -> VariantStatus:
+    """The variant's status with its placed pods that are not ready past the deadline counted as stuck."""
+    deadline = tuning.pending_deadline * cold_start_s
+    late = sum(1 for age in st.starting_s if age > deadline)
+    if not late:
+        return st
+    message = st.scheduler_message or (
+        f"{late} pod(s) not ready after {deadline:.0f}s ({tuning.pending_deadline:g}x the {cold_start_s:.0f}s"
+        " cold start)"
+    )
+    return replace(st, stuck=st.stuck + late, scheduler_message=message)
 
 
 def ttft_reading(ttft: Mapping[float, float] | None, shares: Mapping[str, float], tuning: Tuning) -> TtftReading | None:
@@ -420,6 +459,7 @@ def _planned(
     obs: Observation,
     memory: Memory,
     shape: Shape,
+    cold: Mapping[str, float],
     now: float,
     tuning: Tuning,
 ) -> tuple[Decision, Memory]:
@@ -432,14 +472,17 @@ def _planned(
     measured = served + backlog
     demands = (*(d for d in memory.demands if now - d[0] < tuning.trend_window_s), (now, served))
     slope = _slope(demands, tuning.trend_window_s)
-    rising = max(0.0, slope) * tuning.cold_start_s
+    # The rise is planned one cold start ahead: that of the variant a rise grows first (the best value with room).
+    growable = [v for v in variants if desired[v.name] < v.max_replicas] or list(variants)
+    horizon = cold[min(growable, key=lambda v: (v.cost / capacity[v.name], v.name)).name]
+    rising = max(0.0, slope) * horizon
     demand = (measured + rising) * (1 + tuning.headroom)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand, replace_worst=slope >= 0 and not pending)
     if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):
         best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
         plan[best.name] = 1
-    reason = f"demand {demand:.2f} req/s (rising {rising:.2f} over a cold start), plan capacity"
+    reason = f"demand {demand:.2f} req/s (rising {rising:.2f} over a {horizon:.0f}s cold start), plan capacity"
     reason += f" {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
 
     # Guardrail: the seed's saturation signal, and the latency objective itself; pending replicas are the answer
@@ -607,12 +650,11 @@ def _planned_utilization(decode_step_s: float, full_rps: float, decode_s: float,
     """The utilization to plan a replica at so that the z-quantile of a request's TPOT meets the objective.
 
     A request's TPOT is its replica's ITL averaged over the request's decode time W (`decode_s`: its output tokens
-    at the planned ITL). The requests it shares the
-    replica with in that window arrive as a Poisson stream, n = rho * full * W of them, so at the quantile the
-    utilization is rho * (1 + z / sqrt(n)); ITL = step / (1 - utilization) must stay within the objective. Solve
-    rho + z * sqrt(rho / (full * W)) = u_slo, a quadratic in sqrt(rho). A replica that serves more requests
-    averages over more of them and needs less headroom (an H100 replica less than an L40S one). The mean ITL also
-    stays within `itl_margin` of the objective.
+    at the planned ITL). The requests it shares the replica with in that window arrive as a Poisson stream,
+    n = rho * full * W of them, so at the quantile the utilization is rho * (1 + z / sqrt(n)); ITL = step /
+    (1 - utilization) must stay within the objective. Solve rho + z * sqrt(rho / (full * W)) = u_slo, a quadratic
+    in sqrt(rho). A replica that serves more requests, or longer ones, averages over more of them and needs less
+    headroom (an H100 replica less than an L40S one). The mean ITL also stays within `itl_margin` of the objective.
     """
     u_slo = _utilization_at(decode_step_s, tuning.tpot_slo_s)
     a = tuning.tpot_quantile_z / math.sqrt(max(1e-9, full_rps * decode_s))

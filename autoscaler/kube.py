@@ -65,6 +65,7 @@ class Kube:
                 0.0
                 if ready or p.metadata.creation_timestamp is None
                 else now - p.metadata.creation_timestamp.timestamp(),
+                _ready_after(p) if ready else None,
             )
             for p in items
             if p.metadata.deletion_timestamp is None
@@ -163,6 +164,15 @@ class Kube:
 def _condition(pod: Any, kind: str) -> Any:
     conditions = pod.status.conditions if pod.status and pod.status.conditions else []
     return next((c for c in conditions if c.type == kind), None)
+
+
+def _ready_after(pod: Any) -> float | None:
+    """Seconds from a pod's creation to its Ready condition: how long a replica of its variant takes to start."""
+    ready = _condition(pod, "Ready")
+    created = pod.metadata.creation_timestamp
+    if ready is None or ready.last_transition_time is None or created is None:
+        return None
+    return max(0.0, float((ready.last_transition_time - created).total_seconds()))
 
 
 def _unschedulable(pod: Any) -> str | None:

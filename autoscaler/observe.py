@@ -27,6 +27,7 @@ class ServingPod:
     # The scheduler's word on a pod it cannot place (PodScheduled=False, reason Unschedulable), else None.
     unschedulable: str | None = None
     pending_s: float = 0.0  # how long a pod that is not ready has existed
+    ready_after_s: float | None = None  # a ready pod: seconds from its creation to Ready
 
 
 def variant_status(
@@ -36,25 +37,42 @@ def variant_status(
     pods: list[ServingPod],
     node_allowance_s: float,
 ) -> dict[str, VariantStatus]:
-    """Replica counts per variant from its Deployment, with its pods the scheduler cannot place, and those that
-    stopped counting as supply: Unschedulable past the time a node takes to be added. (A placed pod that is slow
-    to become ready still counts: a 70B replica may load for over ten minutes, and removing it would lose that.)"""
+    """Replica counts per variant from its Deployment, with its pods the scheduler cannot place, those that
+    stopped counting as supply (Unschedulable past the time a node takes to be added), how long its placed pods
+    have been starting, and how long its ready pods took to start (the median: a restarted container's later Ready
+    does not move it)."""
     unplaced: dict[str, list[str]] = {}
     stuck: dict[str, int] = {}
+    starting: dict[str, list[float]] = {}
+    started: dict[str, list[float]] = {}
     for p in pods:
-        if p.namespace != ns or p.ready:
+        if p.namespace != ns:
             continue
-        if p.unschedulable:
+        if p.ready:
+            if p.ready_after_s is not None:
+                started.setdefault(p.variant, []).append(p.ready_after_s)
+        elif p.unschedulable:
             unplaced.setdefault(p.variant, []).append(p.unschedulable)
-        if p.unschedulable and p.pending_s > node_allowance_s:
-            stuck[p.variant] = stuck.get(p.variant, 0) + 1
+            if p.pending_s > node_allowance_s:
+                stuck[p.variant] = stuck.get(p.variant, 0) + 1
+        else:
+            starting.setdefault(p.variant, []).append(p.pending_s)
     status = {}
     for name, ref in refs.items():
         d = deployments.get((ns, ref))
         if d is not None:
             messages = unplaced.get(name, [])
+            took = sorted(started.get(name, []))
             status[name] = VariantStatus(
-                name, d.desired, d.current, d.ready, len(messages), next(iter(messages), None), stuck.get(name, 0)
+                name,
+                d.desired,
+                d.current,
+                d.ready,
+                len(messages),
+                next(iter(messages), None),
+                stuck.get(name, 0),
+                tuple(starting.get(name, [])),
+                took[len(took) // 2] if took else None,
             )
     return status
 

@@ -26,7 +26,8 @@ CAPACITY_RPS_ITL_S = 0.1
 
 
 def variant_spec(variant: Variant) -> VariantSpec:
-    return VariantSpec(variant.name, variant.cost, variant.min_replicas, variant.max_replicas, variant_profile(variant))
+    v = variant
+    return VariantSpec(v.name, v.cost, v.min_replicas, v.max_replicas, variant_profile(v), v.cold_start_seconds)
 
 
 def variant_profile(variant: Variant) -> TokenProfile:

@@ -78,9 +78,13 @@ class Cluster:
         ready: bool = True,
         unschedulable: str | None = None,
         created: str = "2026-01-01T00:00:00Z",
+        ready_at: str | None = None,
     ) -> None:
-        """A pod as the API server lists it; `unschedulable` is the scheduler's message for a pod it cannot place."""
-        conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+        """A pod as the API server lists it; `unschedulable` is the scheduler's message for a pod it cannot place,
+        `ready_at` when its Ready condition last changed."""
+        conditions: list[dict[str, str]] = [{"type": "Ready", "status": "True" if ready else "False"}]
+        if ready_at is not None:
+            conditions[0]["lastTransitionTime"] = ready_at
         if unschedulable is not None:
             conditions = [
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}

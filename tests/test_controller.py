@@ -371,3 +371,33 @@ def test_unschedulable_pods_limit_their_variant_and_the_plan_moves_with_the_cond
     assert "Unschedulable" in [e["reason"] for e in cluster.events]
     exported = ctl.telemetry.capacity_limited.labels(MODEL_ID, NS, VARIANTS[2], "H100")._value.get()
     assert exported == 1
+
+
+def at(offset_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW + offset_s))
+
+
+def test_cold_starts_are_learned_from_the_pod_list_and_a_pod_past_twice_that_stops_counting() -> None:
+    """The H100 replicas that started took 5 minutes from creation to Ready; one created 30 minutes ago is placed
+    but still not ready (a crash loop): past twice the cold start, its variant is capacity-limited by it."""
+    cluster = serving_cluster()
+    h100 = serving_labels("llama-70b", VARIANTS[2])
+    cluster.add_deployment(NS, VARIANTS[2], 3, ready=2, labels=h100)
+    for i in range(2):
+        cluster.add_pod(NS, f"{VARIANTS[2]}-{i}", h100, created=at(-3600), ready_at=at(-3300))
+    cluster.add_pod(NS, f"{VARIANTS[2]}-2", h100, ready=False, created=at(-1800))
+    prometheus = Prometheus()
+    saturate(prometheus)
+    for i in range(2):
+        prometheus.load(f"{VARIANTS[2]}-{i}", 0.5, 0)
+    with running(cluster) as api:
+        kube = Kube(api)
+        status = variant_status({v: v for v in VARIANTS}, NS, kube.serving_deployments(), kube.serving_pods(NOW), 300)
+        assert status[VARIANTS[2]].cold_start_s == 300 and status[VARIANTS[2]].starting_s == (1800,)
+        ctl = Controller(kube, prometheus, Settings(namespace="wva-system"), clock=lambda: NOW)
+        ctl.reconcile()
+    limited = condition(cluster, "CapacityLimited")
+    assert (
+        limited["status"] == "True" and "1 pod(s) not ready after 600s (2x the 300s cold start)" in limited["message"]
+    )
+    assert cluster.replicas(NS, VARIANTS[2]) <= 3

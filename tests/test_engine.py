@@ -12,6 +12,7 @@ from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PRO
 from autoscaler.api import Thresholds, Variant
 from autoscaler.engine import (
     Correction,
+    Decision,
     Memory,
     Mode,
     Observation,
@@ -659,3 +660,63 @@ def test_the_shape_is_measured_once_enough_requests_are_seen_and_kept_after() ->
     assert memory.shape.prompt_tokens == 6000 and "6000/300 tokens, 20% cached (over 500 requests)" in decision.reason
     _, memory = decide("default", SEED, T, steady(counts), replace(few, shape=None), memory, 60.0)
     assert memory.shape.prompt_tokens == 6000
+
+
+# --- cold starts ---------------------------------------------------------------------------------------------------
+
+
+def ramp(cold_start_s: float | None, prior_s: float | None = None) -> Decision:
+    """A load rising steadily for ten minutes, on L40S replicas whose pods took `cold_start_s` to become ready."""
+    specs = [replace(v, cold_start_s=prior_s) for v in SEED]
+    counts, memory = {"l40s": 4, "a100": 0, "h100": 0}, Memory()
+    for cycle in range(20):
+        status = {n: replace(st, cold_start_s=cold_start_s) for n, st in steady(counts).items()}
+        obs = world(specs, counts, 2.0 + 0.1 * cycle)
+        decision, memory = decide("default", specs, T, status, obs, memory, cycle * 30.0)
+        counts = decision.targets
+    return decision
+
+
+def test_a_rise_is_planned_one_measured_cold_start_ahead() -> None:
+    """The horizon is the cold start the variant's own pods showed (created to Ready), then its prior in the
+    variant, then the default; a slow start plans further ahead."""
+    fast, slow, prior, default = ramp(120.0), ramp(600.0), ramp(None, prior_s=600.0), ramp(None)
+    assert "over a 120s cold start" in fast.reason and "over a 600s cold start" in slow.reason
+    assert "over a 600s cold start" in prior.reason and "over a 240s cold start" in default.reason
+    assert sum(slow.targets.values()) > sum(fast.targets.values())
+
+
+# (age of each starting pod, measured cold start, pods past the deadline of twice the cold start). Without a
+# measured cold start (and no prior in config) no deadline applies: a guess must not remove a loading replica.
+DEADLINE_CASES = [
+    ((100.0, 500.0), 240.0, 1),
+    ((900.0,), 600.0, 0),
+    ((1300.0, 1250.0), 600.0, 2),
+    ((), 240.0, 0),
+    ((5000.0,), None, 0),
+]
+
+
+def test_pods_not_ready_past_twice_the_cold_start_stop_counting_as_supply() -> None:
+    cases: list[tuple[tuple[float, ...], float | None, int]] = DEADLINE_CASES
+    for ages, cold_start, late in cases:
+        n = 2 + len(ages)
+        status = {
+            "l40s": VariantStatus("l40s", n, n, 2, starting_s=ages, cold_start_s=cold_start),
+            **steady({"a100": 0, "h100": 0}),
+        }
+        obs = world(SEED, {"l40s": 2, "a100": 0, "h100": 0}, 3.0)
+        decision, memory = decide("default", SEED, T, status, obs, Memory(), 0.0)
+        assert ("l40s" in decision.limited) == (late > 0), (ages, cold_start)
+        if late:
+            assert f"{late} pod(s) not ready after {2 * (cold_start or 0):.0f}s" in decision.limited["l40s"]
+            assert decision.targets["l40s"] <= n - late + 1  # never asked for more than it got plus one
+        assert memory.cold_starts == ({"l40s": cold_start} if cold_start else {})
+
+
+def test_a_variant_never_started_takes_the_longest_cold_start_of_the_others() -> None:
+    status = {**steady({"l40s": 2, "a100": 0}), "h100": VariantStatus("h100", 1, 1, 0, starting_s=(700.0,))}
+    status["l40s"] = replace(status["l40s"], cold_start_s=300.0)
+    obs = world(SEED, {"l40s": 2, "a100": 0, "h100": 0}, 3.0)
+    decision, _ = decide("default", SEED, T, status, obs, Memory(), 0.0)
+    assert "1 pod(s) not ready after 600s (2x the 300s cold start)" in decision.limited["h100"]

@@ -175,7 +175,8 @@ class Cluster:
         return [p for p in self.pods if p.variant == variant and not p.draining]
 
     def _pod_list(self, t: float) -> list[ServingPod]:
-        """The pod list as the API server shows it: live pods, ready or not, the unplaced ones Unschedulable."""
+        """The pod list as the API server shows it: live pods, ready or not, the unplaced ones Unschedulable, with
+        their creation and Ready times."""
         return [
             ServingPod(
                 NAMESPACE,
@@ -184,6 +185,7 @@ class Cluster:
                 p.ready_at <= t,
                 None if p.node_up_at <= t else self._message(p),
                 0.0 if p.ready_at <= t else t - p.created_at,
+                p.ready_at - p.created_at if p.ready_at <= t else None,
             )
             for p in self.pods
             if not p.draining
@@ -249,6 +251,8 @@ class Cluster:
             delay = supply.provision_seconds if supply is not None and held >= supply.warm else 0.0
             pod.node_up_at = now if warm_start else now + delay
             pod.ready_at = now if warm_start else pod.node_up_at + self.setup.cold_start_s
+            if warm_start:  # it was created a cold start before the run
+                pod.created_at = now - self.setup.cold_start_s
 
     def _bill(self, t: float, dt: float) -> None:
         for p in self.pods:

@@ -470,11 +470,13 @@ def _planned(
     waiting = sum(s.queue for s in obs.samples) + (obs.waiting_upstream or 0.0)  # at the replicas and the picker
     backlog = waiting / tuning.backlog_drain_s
     measured = served + backlog
-    demands = (*(d for d in memory.demands if now - d[0] < tuning.trend_window_s), (now, served))
-    slope = _slope(demands, tuning.trend_window_s)
-    # The rise is planned one cold start ahead: that of the variant a rise grows first (the best value with room).
+    # The rise is planned one cold start ahead: that of the variant a rise grows first (the best value with room),
+    # on a trend measured over at least as long as it is extrapolated.
     growable = [v for v in variants if desired[v.name] < v.max_replicas] or list(variants)
     horizon = cold[min(growable, key=lambda v: (v.cost / capacity[v.name], v.name)).name]
+    trend_window = max(tuning.trend_window_s, horizon)
+    demands = (*(d for d in memory.demands if now - d[0] < trend_window), (now, served))
+    slope = _slope(demands, trend_window)
     rising = max(0.0, slope) * horizon
     demand = (measured + rising) * (1 + tuning.headroom)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
@@ -506,10 +508,12 @@ def _planned(
     # Scale down only to what every plan of the last window allowed; scale up at once. A fresh memory (a restarted
     # controller) knows no window yet: the replicas it finds count as the plan of its first cycle.
     history = memory.plans or ((now, dict(desired)),)
-    plans = (*(p for p in history if now - p[0] < tuning.scale_down_window_s), (now, plan))
+    # A replica removed takes a cold start to get back: the window is never shorter than that.
+    window = max(tuning.scale_down_window_s, horizon)
+    plans = (*(p for p in history if now - p[0] < window), (now, plan))
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
     if targets != plan:
-        reason += f"; scale-down stabilizing ({tuning.scale_down_window_s:.0f}s window)"
+        reason += f"; scale-down stabilizing ({window:.0f}s window)"
     memory = replace(memory, plans=plans, demands=demands, corrections=corrections)
     raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
     if raised:

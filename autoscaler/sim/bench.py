@@ -16,7 +16,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +25,7 @@ from autoscaler.api import GpuSupply
 from autoscaler.sim import bound, oracle, report
 from autoscaler.sim.run import POLICIES, Result, simulate, workload_for
 from autoscaler.sim.serving import Routing
-from autoscaler.sim.setup import Prices, Setup, load_setup
+from autoscaler.sim.setup import PROFILE_FIELDS, Prices, Setup, load_setup, with_profile_error
 from autoscaler.sim.traces import (
     Requests,
     Trace,
@@ -141,10 +141,12 @@ class Measured:
     supply: str
 
 
-def run_job(traces: Path, seed: int, index: int, prices: Prices, routing: Routing) -> Measured:
+def run_job(
+    traces: Path, seed: int, index: int, prices: Prices, routing: Routing, error: Mapping[str, float]
+) -> Measured:
     """One shape with one price book: every policy and the oracle's curve (a process of its own)."""
     shape = shapes(traces, seed)[index]
-    setup = load_setup(STACK, prices)
+    setup = with_profile_error(load_setup(STACK, prices), error)
     trace = shape.make()
     supply = half_of_peak(setup, trace, shape.stockout) if shape.stockout else {}
     setup = replace(setup, supply=supply, routing=routing)
@@ -164,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="shapes simulated at once (processes)")
     parser.add_argument("--routing", choices=["least-work", "prefix-aware", "round-robin"], default="least-work")
+    parser.add_argument(
+        "--profile-error",
+        type=profile_error,
+        default={},
+        metavar="FIELD=FACTOR,...",
+        help="scale the simulated replicas' true profiles (t0, k_tok, k_kv, kv), not the engine's priors",
+    )
     args = parser.parse_args(argv)
     if not args.traces.is_dir():
         print(f"error: no traces in {args.traces} (pass --traces)", file=sys.stderr)
@@ -171,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Autoscaler benchmark",
         "",
-        f"Stack: `{STACK.relative_to(ROOT)}`; cold start 240 s; seed {args.seed}; routing {args.routing}. "
+        f"Stack: `{STACK.relative_to(ROOT)}`; cold start 240 s; seed {args.seed}; routing {args.routing}; "
+        f"true profiles over the priors: {describe_error(args.profile_error)}. "
         "`vs bound` is a policy's cost over "
         "the oracle's cost at the policy's own attainment (its curve, interpolated); `>=` where the policy's "
         "attainment is below every oracle run (the bound there costs at most the cheapest run), `-` where it is "
@@ -186,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         for prices in shape.prices
     ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_job, args.traces, args.seed, k, prices, args.routing) for k, _, prices in chosen]
+        futures = [
+            pool.submit(run_job, args.traces, args.seed, k, prices, args.routing, args.profile_error)
+            for k, _, prices in chosen
+        ]
         for (k, shape, prices), future in zip(chosen, futures, strict=True):
             m = future.result()
             title = f"{shape.name}, {prices} prices"
@@ -210,6 +223,27 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.md").write_text("\n".join(lines))
     print(f"\nreport: {args.out / 'report.md'} ({took:.0f} s)")
     return 0
+
+
+def profile_error(text: str) -> dict[str, float]:
+    """`t0=1.3,k_tok=0.7`: a factor per profile field."""
+    try:
+        pairs = [item.split("=", 1) for item in text.split(",") if item]
+        factors = {k.strip(): float(v) for k, v in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIELD=FACTOR,... (e.g. t0=1.3,k_tok=0.7), got {text!r}") from None
+    unknown = sorted(set(factors) - set(PROFILE_FIELDS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown profile field(s) {', '.join(unknown)}; known: {', '.join(PROFILE_FIELDS)}"
+        )
+    if any(f <= 0 for f in factors.values()):
+        raise argparse.ArgumentTypeError(f"factors must be > 0: {text!r}")
+    return factors
+
+
+def describe_error(factors: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} x{f:g}" for k, f in factors.items()) or "equal"
 
 
 def points(curve: bound.Bound) -> str:

@@ -81,3 +81,20 @@ def load_setup(path: Path, prices: Prices = "seed", cold_start_s: float = DEFAUL
         supply=settings.supply,
         picker_queue=picker,
     )
+
+
+# The fields of a replica's profile a sensitivity run can scale (`--profile-error`), by the name it is given.
+PROFILE_FIELDS = {"t0": "t0_s", "k_tok": "k_tok_s", "k_kv": "k_kv_s", "kv": "kv_capacity"}
+
+
+def with_profile_error(setup: Setup, factors: Mapping[str, float]) -> Setup:
+    """The setup with its simulated replicas' true profiles scaled field by field, while the engine keeps planning on
+    the priors: the benchmark then measures how the online corrections cope with priors that are wrong. `factors`
+    are keyed by the names of PROFILE_FIELDS."""
+
+    def scaled(p: TokenProfile) -> TokenProfile:
+        changes = {PROFILE_FIELDS[k]: getattr(p, PROFILE_FIELDS[k]) * f for k, f in factors.items()}
+        changes["kv_capacity"] = int(changes.get("kv_capacity", p.kv_capacity))
+        return replace(p, **changes)
+
+    return replace(setup, variants=tuple(replace(v, profile=scaled(v.profile)) for v in setup.variants))

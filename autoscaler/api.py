@@ -166,10 +166,16 @@ class Slo(ApiModel):
     tpot_seconds: float = Field(0.1, gt=0)
 
 
+DEFAULT_HEADROOM = 0.1
+
+
 class VariantAutoscalingSpec(ApiModel):
     model_id: str = Field(alias="modelID", min_length=1)
     variants: list[Variant] = Field(min_length=1)
     slo: Slo = Slo()
+    headroom: float = Field(
+        DEFAULT_HEADROOM, ge=0, le=4, description="spare capacity held over the measured demand, as a fraction of it"
+    )
 
 
 class VariantReplicas(ApiModel):
@@ -207,13 +213,13 @@ def spec_from_stack_model(model: Mapping[str, Any]) -> VariantAutoscalingSpec:
 
     Each variant scales the Deployment of its own name. The Pulumi component and the simulator both use this.
     """
-    keep = ("name", "acceleratorType", "cost", "gpusPerReplica", "minReplicas", "maxReplicas", "maxNumBatchedTokens")
+    keep = (
+        *("name", "acceleratorType", "cost", "gpusPerReplica", "minReplicas", "maxReplicas"),
+        *("maxNumBatchedTokens", "coldStartSeconds", "profile"),
+    )
     variants = [{**{k: v[k] for k in keep if k in v}, "scaleTargetRef": {"name": v["name"]}} for v in model["variants"]]
-    return VariantAutoscalingSpec.model_validate({"modelID": model["modelID"], "variants": variants, **_slo(model)})
-
-
-def _slo(model: Mapping[str, Any]) -> dict[str, Any]:
-    return {"slo": model["slo"]} if "slo" in model else {}
+    tuned = {k: model[k] for k in ("slo", "headroom") if k in model}
+    return VariantAutoscalingSpec.model_validate({"modelID": model["modelID"], "variants": variants, **tuned})
 
 
 def thresholds_configmap(default: Thresholds, overrides: list[ThresholdOverride]) -> dict[str, str]:

@@ -160,6 +160,7 @@ class Controller:
         tuning = Tuning(
             tpot_slo_s=spec.slo.tpot_seconds,
             ttft_slo_s=spec.slo.ttft_seconds,
+            headroom=spec.headroom,
             stale_after_s=self.settings.stale_after_s,
         )
         pods = world.pods_of(ns, refs)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from autoscaler.accelerators import PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, TokenProfile, prefill_seconds
-from autoscaler.api import Thresholds
+from autoscaler.api import DEFAULT_HEADROOM, Thresholds
 from autoscaler.buckets import share_within
 from autoscaler.planner import Option, best_value_growth, cheapest_mix
 from autoscaler.saturation import Load, analyze
@@ -116,7 +116,7 @@ class Tuning:
     ttft_slo_s: float = 2.0  # the model's time-to-first-token objective
     itl_margin: float = 0.8  # plan replicas to run at most at this fraction of the objective (mean ITL)
     tpot_quantile_z: float = 2.33  # plan the per-request TPOT at this many standard deviations (2.33: p99)
-    headroom: float = 0.1  # extra capacity over the measured demand
+    headroom: float = DEFAULT_HEADROOM  # extra capacity over the measured demand (a model's `headroom`)
     backlog_drain_s: float = 60.0  # a waiting queue counts as demand that must drain in this time
     scale_down_window_s: float = 300.0
     cold_start_s: float = 240.0  # prior: a new replica serves this long after it is requested (the forecast horizon)

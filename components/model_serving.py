@@ -9,11 +9,13 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from autoscaler.accelerators import ACCELERATORS, batch_defaults
 from autoscaler.api import (
     DEFAULT_GPUS_PER_REPLICA,
+    DEFAULT_HEADROOM,
     DEFAULT_MAX_REPLICAS,
     MODEL_LABEL,
     SERVING_LABEL,
     SERVING_PORT,
     SERVING_PORT_NAME,
+    ReplicaProfile,
     Slo,
     serving_labels,
 )
@@ -59,6 +61,9 @@ class VariantArgs(ArgsModel):
     memory: Quantity | None = None
     # vLLM's per-step token budget (chunked prefill); default vLLM's own for the accelerator's memory.
     max_num_batched_tokens: int | None = Field(None, ge=1)
+    # The autoscaler's priors for this variant until it has measured its own (see autoscaler.api.Variant).
+    cold_start_seconds: float | None = Field(None, gt=0)
+    profile: ReplicaProfile | None = None
 
     @property
     def uses_gpus(self) -> bool:
@@ -138,6 +143,9 @@ class ModelArgs(ArgsModel):
     variants: list[VariantArgs] = Field(min_length=1)
     # The latency the model's traffic must be served within: the autoscaler, alerts and the benchmark use it.
     slo: Slo = Slo()
+    # Spare capacity the autoscaler holds over the measured demand (0.1: 10%); more absorbs bursts shorter than a
+    # cold start, at its cost (docs/benchmark.md shows the trade-off).
+    headroom: float = Field(DEFAULT_HEADROOM, ge=0, le=4)
     max_model_len: int | None = Field(None, ge=128)
     gpu_memory_utilization: float = Field(0.95, gt=0, le=1)
     # Passed to every variant's server after the platform's own arguments.

@@ -75,3 +75,11 @@ def test_profiles_follow_the_accelerator_gpu_count_overrides_and_deprecated_fiel
     assert mapped.rate_at_itl(0.1, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS) == pytest.approx(3.5)
     assert (measured.t0_s, measured.k_tok_s) == (0.03, 0.00025)
     assert measured.k_kv_s == ACCELERATORS["L40S"].profile().k_kv_s  # fields not set keep the type's
+
+
+def test_a_stack_models_autoscaling_priors_reach_its_variant_autoscaling() -> None:
+    variant = {"name": "l", "acceleratorType": "L40S", "cost": 5, "coldStartSeconds": 420, "profile": {"t0Ms": 30}}
+    spec = spec_from_stack_model({"modelID": "m", "headroom": 0.5, "variants": [variant]})
+    assert spec.headroom == 0.5
+    engine = variant_spec(spec.variants[0])
+    assert engine.cold_start_s == 420 and engine.profile.t0_s == 0.03

@@ -142,11 +142,19 @@ class Measured:
 
 
 def run_job(
-    traces: Path, seed: int, index: int, prices: Prices, routing: Routing, error: Mapping[str, float]
+    traces: Path,
+    seed: int,
+    index: int,
+    prices: Prices,
+    routing: Routing,
+    error: Mapping[str, float],
+    headroom: float | None,
 ) -> Measured:
     """One shape with one price book: every policy and the oracle's curve (a process of its own)."""
     shape = shapes(traces, seed)[index]
     setup = with_profile_error(load_setup(STACK, prices), error)
+    if headroom is not None:
+        setup = replace(setup, spec=setup.spec.model_copy(update={"headroom": headroom}))
     trace = shape.make()
     supply = half_of_peak(setup, trace, shape.stockout) if shape.stockout else {}
     setup = replace(setup, supply=supply, routing=routing)
@@ -173,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FIELD=FACTOR,...",
         help="scale the simulated replicas' true profiles (t0, k_tok, k_kv, kv), not the engine's priors",
     )
+    parser.add_argument("--headroom", type=float, help="the model's spare capacity over demand (default its own, 0.1)")
     args = parser.parse_args(argv)
     if not args.traces.is_dir():
         print(f"error: no traces in {args.traces} (pass --traces)", file=sys.stderr)
@@ -181,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Autoscaler benchmark",
         "",
         f"Stack: `{STACK.relative_to(ROOT)}`; cold start 240 s; seed {args.seed}; routing {args.routing}; "
-        f"true profiles over the priors: {describe_error(args.profile_error)}. "
+        f"true profiles over the priors: {describe_error(args.profile_error)}; "
+        f"headroom {'as the stack sets it' if args.headroom is None else args.headroom}. "
         "`vs bound` is a policy's cost over "
         "the oracle's cost at the policy's own attainment (its curve, interpolated); `>=` where the policy's "
         "attainment is below every oracle run (the bound there costs at most the cheapest run), `-` where it is "
@@ -197,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [
-            pool.submit(run_job, args.traces, args.seed, k, prices, args.routing, args.profile_error)
+            pool.submit(run_job, args.traces, args.seed, k, prices, args.routing, args.profile_error, args.headroom)
             for k, _, prices in chosen
         ]
         for (k, shape, prices), future in zip(chosen, futures, strict=True):

@@ -26,7 +26,7 @@ class EnginePolicy:
         self.mode: Mode = mode
         self.setup = setup
         self.memory = Memory()
-        self.tuning = Tuning(tpot_slo_s=setup.slo.tpot_s, ttft_slo_s=setup.slo.ttft_s)
+        self.tuning = Tuning(tpot_slo_s=setup.slo.tpot_s, ttft_slo_s=setup.slo.ttft_s, headroom=setup.spec.headroom)
 
     def decide(self, t: float, status: Mapping[str, VariantStatus], obs: Observation) -> dict[str, int]:
         specs = [v.spec for v in self.setup.variants]

@@ -1,7 +1,7 @@
 """The bundled autoscaler: its CRD, least-privilege RBAC, thresholds, the controller Deployment, and one
 VariantAutoscaling per model.
 
-The code reaches the cluster with `pulumi up` alone: the package is shipped in a ConfigMap and its pinned wheels
+The code reaches the cluster with `pulumi up` alone: the package is shipped in a ConfigMap and its hash-pinned wheels
 are installed by an init container into a pinned Python image, so no registry of ours is needed; `image` switches
 to a prebuilt image (autoscaler/Dockerfile) for clusters that cannot reach PyPI.
 """
@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork
 
 import autoscaler
 from autoscaler.api import (
@@ -49,6 +49,9 @@ from components.model_serving import ModelArgs
 from components.pins import PYTHON_IMAGE
 
 PACKAGE = Path(autoscaler.__file__).parent
+# Modules `python -m autoscaler` never imports (the Pulumi program's CRD, the controller benchmark): kept out of the
+# ConfigMap, and out of the image by .dockerignore.
+NOT_SHIPPED = ("bench.py", "crd.py")
 LEASE_NAME = "llm-platform-autoscaler"
 AUTOSCALER_UID = 65532
 API_TOKEN = "CKV_K8S_38=the autoscaler calls the Kubernetes API with its service account token"
@@ -73,6 +76,8 @@ class AutoscalerArgs(ArgsModel):
     prometheus_url: AnyHttpUrl | None = None
     prometheus_access: PrometheusAccess = PrometheusAccess()
     image: PinnedImage | None = None
+    # The API server's addresses (`kubectl get endpoints kubernetes`); empty: any address on its ports.
+    api_server_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
     thresholds: Thresholds = Thresholds()
     overrides: list[ThresholdOverride] = Field(default_factory=list)
 
@@ -100,8 +105,8 @@ NAMESPACE_RULES = [
 
 
 def package_files() -> dict[str, str]:
-    """The controller's modules, shipped as ConfigMap keys (the simulator and build files stay out)."""
-    files = {p.name: p.read_text() for p in sorted(PACKAGE.glob("*.py"))}
+    """The controller's runtime modules and requirements, as ConfigMap keys: no simulator, benchmark or build file."""
+    files = {p.name: p.read_text() for p in sorted(PACKAGE.glob("*.py")) if p.name not in NOT_SHIPPED}
     files["requirements.txt"] = (PACKAGE / "requirements.txt").read_text()
     return files
 
@@ -206,15 +211,23 @@ class Autoscaler(pulumi.ComponentResource):
 
 
 def network_spec(args: AutoscalerArgs, prometheus_url: str, monitoring_namespace: str | None) -> dict[str, Any]:
-    """Scraped by the platform's Prometheus; talks to DNS, the API server, Prometheus and (init container) PyPI."""
+    """Scraped by the platform's Prometheus; talks to DNS, the API server, Prometheus and, without a prebuilt image,
+    PyPI (the init container's wheels)."""
     url = urlparse(str(args.prometheus_url or prometheus_url))
     prometheus_port = url.port or (443 if url.scheme == "https" else 80)
     scrapers = [namespace_selector(monitoring_namespace)] if monitoring_namespace else []
+    api_server = [{"ipBlock": {"cidr": str(cidr)}} for cidr in args.api_server_cidrs]
     egress = [
         DNS_EGRESS,
-        {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]},
+        # Managed control planes listen on 443, kubeadm's on 6443; neither is behind a pod or namespace selector.
+        {
+            **({"to": api_server} if api_server else {}),
+            "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}],
+        },
         {"ports": [{"protocol": "TCP", "port": prometheus_port}]},
     ]
+    if args.image is None:
+        egress.append({"ports": [{"protocol": "TCP", "port": 443}]})  # pypi.org and its CDN: no fixed addresses
     return {
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": AUTOSCALER_APP}},
         "policyTypes": ["Ingress", "Egress"],
@@ -307,10 +320,14 @@ def deployment_spec(args: AutoscalerArgs, prometheus_url: str, code: dict[str, s
             {
                 "name": "install",
                 "image": PYTHON_IMAGE,
+                # Every wheel pinned and hash-checked, none resolved or built here.
                 "command": [
                     "pip",
                     "install",
                     "--no-cache-dir",
+                    "--require-hashes",
+                    "--no-deps",
+                    "--only-binary=:all:",
                     "--target",
                     "/deps",
                     "-r",

@@ -8,7 +8,7 @@ import pytest
 
 from autoscaler import api
 from autoscaler.api import MODEL_LABEL, THRESHOLDS_CONFIGMAP, VARIANT_LABEL, parse_thresholds_configmap, thresholds_for
-from components.autoscaler import PACKAGE
+from stack.config import ConfigError, parse_stack_config
 from stack.render import Rendered, validate_rendered
 from tests.conftest import Render, stack_config
 from tests.test_model_serving import arg, container, objects
@@ -108,7 +108,7 @@ def test_rbac_lists_exactly_the_verbs_used(rendered_stacks: dict[str, Rendered])
     }
 
 
-def test_controller_pods_are_restricted_and_ship_the_package(rendered_stacks: dict[str, Rendered]) -> None:
+def test_controller_pods_are_restricted(rendered_stacks: dict[str, Rendered]) -> None:
     rendered = rendered_stacks["prod"]
     deployment = objects(rendered, "Deployment")[api.AUTOSCALER_APP]
     pod = deployment["spec"]["template"]["spec"]
@@ -121,8 +121,6 @@ def test_controller_pods_are_restricted_and_ship_the_package(rendered_stacks: di
         assert ":" in c["image"] and not c["image"].endswith(":latest")
     namespace = next(n for n in objects(rendered, "Namespace").values() if n["metadata"]["name"] == "wva-system")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    code = objects(rendered, "ConfigMap")[f"{api.AUTOSCALER_APP}-code"]["data"]
-    assert {p.name for p in PACKAGE.glob("*.py")} | {"requirements.txt"} == set(code)
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["PROMETHEUS_URL"] == "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
     assert env["AUTOSCALER_MODE"] == "default" and env["PYTHONPATH"] == "/deps:/app"
@@ -184,9 +182,51 @@ def test_network_policies_allow_only_the_flows_needed(rendered_stacks: dict[str,
             "ports": [{"protocol": "TCP", "port": api.AUTOSCALER_METRICS_PORT}],
         }
     ]
-    egress_ports = {p["port"] for rule in allow["egress"] for p in rule["ports"]}
-    assert egress_ports == {53, 443, 6443, 9090}
     assert policies[("llm", "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     serving = policies[("llm", "allow-model-servers")]
     assert serving["podSelector"] == {"matchLabels": {api.SERVING_LABEL: "true"}}
     assert serving["ingress"] == [{"ports": [{"protocol": "TCP", "port": api.SERVING_PORT}]}]
+
+
+def autoscaler_egress(rendered: Rendered) -> list[dict[str, Any]]:
+    policy = next(p for p in docs(rendered, "NetworkPolicy") if p["metadata"]["name"] == api.AUTOSCALER_APP)
+    egress: list[dict[str, Any]] = policy["spec"]["egress"]
+    return egress
+
+
+def tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+DNS = {
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+
+
+def test_egress_without_a_prebuilt_image_adds_pypi(rendered_stacks: dict[str, Rendered]) -> None:
+    """The API server on 443 (managed control planes) and 6443 (kubeadm), Prometheus, and 443 anywhere for the init
+    container's wheels."""
+    assert autoscaler_egress(rendered_stacks["prod"]) == [
+        DNS,
+        {"ports": tcp(443, 6443)},
+        {"ports": tcp(9090)},
+        {"ports": tcp(443)},
+    ]
+
+
+def test_egress_with_a_prebuilt_image_reaches_only_the_api_server_and_prometheus(render_config: Render) -> None:
+    raw = stack_config("prod")
+    raw["autoscaler"] = {"image": "ghcr.io/example/llm-platform/autoscaler:v1.0.0"}
+    assert autoscaler_egress(render_config(raw)) == [DNS, {"ports": tcp(443, 6443)}, {"ports": tcp(9090)}]
+    raw["autoscaler"]["apiServerCidrs"] = ["203.0.113.10/32", "2001:db8::/64"]
+    api_server = [{"ipBlock": {"cidr": "203.0.113.10/32"}}, {"ipBlock": {"cidr": "2001:db8::/64"}}]
+    assert autoscaler_egress(render_config(raw)) == [
+        DNS,
+        {"to": api_server, "ports": tcp(443, 6443)},
+        {"ports": tcp(9090)},
+    ]
+    raw["autoscaler"]["apiServerCidrs"] = ["not-a-cidr"]
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(raw)
+    assert [e.split(":")[0] for e in caught.value.errors] == ["autoscaler.apiServerCidrs[0]"]

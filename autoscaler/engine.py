@@ -243,7 +243,9 @@ def decide(
     learned = _corrections(variants, observation, memory, shape, tuning)
     mean = sum(learned.values()) / len(learned) if learned else 1.0
     work = {v.name: learned.get(v.name, mean) for v in variants}
-    corrected = [replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants]
+    corrected = [
+        v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
+    ]
     shares = ttft_shares(corrected, observation.prompt_tokens, tuning)
     slow = _ttft_limited(shares, (observation.prompt_tokens or {}).get(math.inf, 0.0), tuning)
     supplied = [_supplied(v, slow, limits) for v in corrected]

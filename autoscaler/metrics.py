@@ -4,6 +4,7 @@ Series are grouped by (namespace, pod) and later matched to live pods, so metric
 under `max_over_time` for a minute) never count, and a model-name mismatch is reported instead of ignored.
 """
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -108,7 +109,16 @@ class Snapshot:
     shapes: Mapping[ModelKey, Shape] = field(default_factory=dict)  # measured over the feedback window
 
     def model_names_in(self, namespace: str) -> list[str]:
-        return sorted({m.model_name for (ns, _), m in self.pods.items() if ns == namespace and m.model_name})
+        return self._model_names.get(namespace, [])
+
+    @functools.cached_property
+    def _model_names(self) -> dict[str, list[str]]:
+        """Served model names by namespace, indexed once: every model of a pass asks."""
+        names: dict[str, set[str]] = {}
+        for (ns, _), m in self.pods.items():
+            if m.model_name:
+                names.setdefault(ns, set()).add(m.model_name)
+        return {ns: sorted(found) for ns, found in names.items()}
 
 
 @dataclass(frozen=True)

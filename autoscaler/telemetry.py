@@ -35,6 +35,8 @@ def configure_logging(log_format: LogFormat) -> None:
     text = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     handler.setFormatter(JsonFormatter() if log_format == "json" else text)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # urllib3 warns of each retry with the full URL, query included; the autoscaler says what failed in its own words.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 VARIANT_LABELS = ("model_id", "model_namespace", "variant", "accelerator")

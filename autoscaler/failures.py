@@ -15,12 +15,12 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
-# prometheus-api-client's text for a non-200 answer, and urllib3's once its retries on an error status ran out.
 log = logging.getLogger("autoscaler")
+# prometheus-api-client's text for a non-200 answer, and urllib3's once its retries on an error status ran out.
 _STATUS = re.compile(r"^HTTP Status Code (\d{3})|too many (\d{3}) error responses")
 
 
-def causes(error: BaseException) -> Iterator[BaseException]:
+def _causes(error: BaseException) -> Iterator[BaseException]:
     """The error, then what it wraps, outermost first: urllib3's `reason`, an exception among `args` (requests wraps
     urllib3's errors so), `__cause__`, `__context__`."""
     seen: set[int] = set()
@@ -33,10 +33,10 @@ def causes(error: BaseException) -> Iterator[BaseException]:
         current = reason if isinstance(reason, BaseException) else wrapped or current.__cause__ or current.__context__
 
 
-def transport(error: BaseException, timeout_s: float) -> str | None:
+def _transport(error: BaseException, timeout_s: float) -> str | None:
     """What went wrong on the way, as the rest of a sentence about the server, read from the innermost cause out;
     None when the request got an answer (or the error is not a network one)."""
-    for e in reversed(list(causes(error))):
+    for e in reversed(list(_causes(error))):
         if isinstance(e, ssl.SSLCertVerificationError):
             return f"unreachable (TLS certificate not trusted: {e.verify_message})"
         if isinstance(e, ssl.SSLError):
@@ -54,22 +54,22 @@ def transport(error: BaseException, timeout_s: float) -> str | None:
     return None
 
 
-def status_text(code: int) -> str:
+def _status_text(code: int) -> str:
     try:
         return f"{code} {http.HTTPStatus(code).phrase}"
     except ValueError:
         return str(code)
 
 
-def answered(code: int) -> str:
+def _answered(code: int) -> str:
     """An HTTP error status, as the rest of a sentence about the server."""
     if code in (401, 403):
-        return f"refused the autoscaler's credentials ({status_text(code)})"
-    return f"answered {status_text(code)}"
+        return f"refused the autoscaler's credentials ({_status_text(code)})"
+    return f"answered {_status_text(code)}"
 
 
 def _status_code(error: BaseException) -> int | None:
-    for e in causes(error):
+    for e in _causes(error):
         if isinstance(e, PrometheusApiClientException | urllib3.exceptions.ResponseError):
             found = _STATUS.search(str(e))
             if found:
@@ -83,8 +83,8 @@ def prometheus_problem(url: str, timeout_s: float, error: BaseException) -> str:
     where = f"Prometheus at {url}"
     code = _status_code(error)
     if code is not None:
-        return f"{where} {answered(code)}"
-    said = transport(error, timeout_s)
+        return f"{where} {_answered(code)}"
+    said = _transport(error, timeout_s)
     if said is not None:
         return f"{where} {said}"
     return f"{where} answered something that is not a query result ({type(error).__name__})"
@@ -94,12 +94,12 @@ def kubernetes_problem(error: BaseException, timeout_s: float) -> str | None:
     """A failed Kubernetes API call, e.g. `Kubernetes API unreachable (connection refused)` or, for a 403, the API
     server's own message (`pods is forbidden: User "system:serviceaccount:..." cannot list resource "pods" ...`);
     None for an error that is not an API call's."""
-    said = transport(error, timeout_s)
+    said = _transport(error, timeout_s)
     if said is None and isinstance(error, ApiException) and error.status:
         message = _api_message(error.body)
         if error.status == 403 and message:
             return f"Kubernetes API: {message}"
-        said = answered(error.status) + (f": {message}" if message and error.status != 401 else "")
+        said = _answered(error.status) + (f": {message}" if message and error.status != 401 else "")
     elif said is None and isinstance(error, ApiException | urllib3.exceptions.HTTPError):
         said = f"call failed ({type(error).__name__})"
     return f"Kubernetes API {said}" if said else None

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.prometheus_connect import RETRY_ON_STATUS
 from urllib3.util.retry import Retry
 
 from autoscaler.api import METRIC_VARIANT_CAPACITY, THRESHOLDS_CONFIGMAP, serving_labels, spec_from_stack_model
@@ -425,8 +426,9 @@ def test_cold_starts_are_learned_from_the_pod_list_and_a_pod_past_twice_that_sto
 
 
 def quick(url: str) -> PrometheusConnect:
-    """Prometheus as `autoscaler.metrics.connect` reaches it (a retrying session, a timeout), retried once only."""
-    return PrometheusConnect(url, timeout=1, retry=Retry(total=1, backoff_factor=0))
+    """Prometheus as `autoscaler.metrics.connect` reaches it (retried on errors and on the library's statuses, with
+    a timeout), but retried once only and at once."""
+    return PrometheusConnect(url, timeout=1, retry=Retry(total=1, backoff_factor=0, status_forcelist=RETRY_ON_STATUS))
 
 
 def closed_port() -> int:

@@ -1,9 +1,12 @@
 """A failed call in words: each kind of failure the autoscaler meets, as the client libraries raise it."""
 
 import http.client
+import http.server
 import json
 import socket
 import ssl
+import threading
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -12,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from autoscaler.failures import kubernetes_problem, prometheus_problem
+from tests.test_controller import quick
 
 URL = "http://prometheus.monitoring:9090"
 QUERY_URL = "/api/v1/query?query=sum+by+%28namespace%2C+pod%29+%28vllm%3Anum_requests_waiting%29"
@@ -147,3 +151,46 @@ def test_kubernetes_failures_say_what_failed(error: BaseException, said: str | N
 def test_no_message_carries_the_query_or_a_traceback() -> None:
     said = prometheus_problem(URL, 10.0, requests.exceptions.ConnectionError(retried(refused)))
     assert "%2C" not in said and "query" not in said and "\n" not in said
+
+
+class Answers(http.server.BaseHTTPRequestHandler):
+    """Answers `/<status>/api/v1/query` with that status, or 200 with a page that is not a query result."""
+
+    def log_message(self, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        first = self.path.split("/")[1]
+        status = int(first) if first.isdigit() else 200
+        body = b"<html>a login page</html>"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def answers() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("http://{}/503", "answered 503 Service Unavailable"),
+        ("http://{}/401", "refused the autoscaler's credentials (401 Unauthorized)"),
+        ("http://{}", "answered something that is not a query result (JSONDecodeError)"),
+        ("https://{}", "unreachable (TLS failed: wrong version number)"),
+    ],
+)
+def test_real_answers_from_a_server_read_the_same(answers: str, path: str, said: str) -> None:
+    url = path.format(answers)
+    with pytest.raises(Exception) as raised:
+        quick(url).custom_query("sum by (namespace, pod) (vllm:num_requests_waiting)")
+    assert prometheus_problem(url, 1.0, raised.value) == f"Prometheus at {url} {said}"

@@ -230,7 +230,8 @@ class Controller:
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
         conditions = {
-            c["type"]: (c["status"], c["reason"], c["message"]) for c in obj.get("status", {}).get("conditions", [])
+            c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
+            for c in obj.get("status", {}).get("conditions", [])
         }
         conditions["Ready"] = ("False", "KubernetesUnavailable", f"holding replicas: {problem}")
         self._log_hold(key, obj.get("spec", {}).get("modelID", meta["name"]), problem)

@@ -266,7 +266,8 @@ def test_server_errors_are_retried_next_cycle(cluster: Cluster, controller: tupl
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 2
     ready = condition(cluster, "Ready")
-    assert ready["status"] == "False" and ready["reason"] == "ScaleFailed" and "retrying next cycle" in ready["message"]
+    assert ready["status"] == "False" and ready["reason"] == "ScaleFailed"
+    assert ready["message"] == "retrying next cycle: llama-70b-l40s: Kubernetes API answered 500 Internal Server Error"
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 3
 

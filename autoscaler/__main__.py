@@ -15,12 +15,13 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from autoscaler.controller import Controller, Settings
+from autoscaler.controller import LOCAL_PROMETHEUS, Controller, Settings
+from autoscaler.failures import log_failure
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
 from autoscaler.metrics import PrometheusAuth, connect
 from autoscaler.server import Health, serve
-from autoscaler.telemetry import Telemetry
+from autoscaler.telemetry import Telemetry, configure_logging
 
 log = logging.getLogger("autoscaler")
 
@@ -28,7 +29,7 @@ log = logging.getLogger("autoscaler")
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m autoscaler", description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", "http://localhost:9090"))
+    p.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", LOCAL_PROMETHEUS.url))
     p.add_argument("--prometheus-ca-file", type=Path, default=env("PROMETHEUS_CA_FILE"))
     p.add_argument("--prometheus-token-file", type=Path, default=env("PROMETHEUS_TOKEN_FILE"))
     p.add_argument("--prometheus-username", default=env("PROMETHEUS_USERNAME"))
@@ -40,12 +41,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=float(env("AUTOSCALER_INTERVAL_SECONDS", "30")))
     p.add_argument("--dry-run", action="store_true", default=env("AUTOSCALER_DRY_RUN", "false") == "true")
     p.add_argument("--metrics-port", type=int, default=8080)
+    p.add_argument("--log-format", choices=["text", "json"], default=env("AUTOSCALER_LOG_FORMAT", "text"))
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = arguments(argv)
+    configure_logging(args.log_format)
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         args.prometheus_password_file,
     )
     telemetry = Telemetry()
-    settings = Settings(namespace=args.namespace, mode=args.mode, dry_run=args.dry_run)
+    settings = Settings(namespace=args.namespace, mode=args.mode, dry_run=args.dry_run, prometheus=auth)
     controller = Controller(kube, connect(auth).custom_query, settings, telemetry)
     elector = LeaderElector(kube, args.namespace, args.lease_name, args.identity, lease_seconds=int(args.interval * 2))
     health = Health(args.interval)
@@ -77,14 +79,14 @@ def main(argv: list[str] | None = None) -> None:
             if elector.try_acquire():
                 controller.reconcile()
             health.cycle_done()
-        except Exception:  # the next cycle retries; /healthz reports a loop that keeps failing
+        except Exception as error:  # the next cycle retries; /healthz reports a loop that keeps failing
             telemetry.errors.labels("cycle").inc()
-            log.exception("reconcile pass failed")
+            log_failure("reconcile pass", error, kube.timeout)
         stop.wait(max(0.0, args.interval - (time.monotonic() - started)))
     try:
         elector.release()
-    except Exception:
-        log.exception("could not release the leader lease; it expires on its own")
+    except Exception as error:  # it expires on its own
+        log_failure("handing the Lease over", error, kube.timeout)
     server.shutdown()
     log.info("autoscaler %s stopped", args.identity)
 

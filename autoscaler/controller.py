@@ -2,10 +2,12 @@
 
 Reads are a constant number of Kubernetes lists and Prometheus queries for all models together. Decisions are the
 engine's. Acting is refused for a Deployment an HPA owns, skipped in dry-run, and held whenever the inputs cannot be
-trusted; every hold says why in the object's status and, when it starts, in a Warning event.
+trusted; every hold says why in the object's status and, when it starts, in a Warning event. The log has one line
+per change and per hold (again only when its cause changes or clears), in `autoscaler.telemetry`'s format.
 """
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,14 +24,16 @@ from autoscaler.api import (
     thresholds_for,
 )
 from autoscaler.engine import Decision, Memory, Mode, Tuning, VariantStatus, decide
+from autoscaler.failures import kubernetes_problem, log_failure, prometheus_problem
 from autoscaler.kube import Kube
-from autoscaler.metrics import Query, Snapshot, collect
+from autoscaler.metrics import PrometheusAuth, Query, Snapshot, collect
 from autoscaler.observe import DeploymentState, ServingPod, observation, variant_status
 from autoscaler.priors import variant_spec
 from autoscaler.telemetry import Telemetry
 
 log = logging.getLogger("autoscaler")
 ObjectKey = tuple[str, str]
+LOCAL_PROMETHEUS = PrometheusAuth("http://localhost:9090")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Settings:
     dry_run: bool = False
     retention_s: int = 600
     stale_after_s: float = 60.0
+    prometheus: PrometheusAuth = LOCAL_PROMETHEUS  # where `query` asks: named when it fails
 
 
 @dataclass(frozen=True)
@@ -74,19 +79,31 @@ class Controller:
     _bad_config: str | None = None
     _conditions: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
     _watched: dict[tuple[str, str], float] = field(default_factory=dict)  # (namespace, model id) -> first seen
+    _holding: dict[ObjectKey, str] = field(default_factory=dict)  # the cause last logged, numbers left out
 
     def reconcile(self) -> None:
+        """One pass. A failed read of the cluster holds every object (saying why where its status can be written)
+        and leaves the pass incomplete; the next pass retries."""
         started = time.perf_counter()
         objects = self.kube.variant_autoscalings()
-        self._load_thresholds()
-        world = self._read_world()
+        try:
+            self._load_thresholds()
+            world = self._read_world()
+        except Exception as error:
+            problem = kubernetes_problem(error, self.kube.timeout)
+            if problem is None:
+                raise
+            self.telemetry.errors.labels("kubernetes").inc()
+            for obj in objects:
+                self._hold_unread(obj, problem)
+            return
         for obj in objects:
             try:
                 self._reconcile_one(obj, world)
             except Exception as error:  # one broken object must not stop the others
                 self.telemetry.errors.labels("reconcile").inc()
-                log.exception(
-                    "reconcile of %s/%s failed: %s", obj["metadata"]["namespace"], obj["metadata"]["name"], error
+                log_failure(
+                    f"reconcile of {obj['metadata']['namespace']}/{obj['metadata']['name']}", error, self.kube.timeout
                 )
         self.telemetry.reconcile_seconds.observe(time.perf_counter() - started)
         self.telemetry.last_reconcile.set(self.clock())
@@ -124,7 +141,9 @@ class Controller:
             return World(deployments, pods, hpas, collect(self.query, f"{self.settings.retention_s}s", self.clock))
         except Exception as error:  # any Prometheus failure: every model holds
             self.telemetry.errors.labels("prometheus").inc()
-            return World(deployments, pods, hpas, None, f"Prometheus query failed: {error}")
+            log.debug("Prometheus queries failed", exc_info=True)
+            p = self.settings.prometheus
+            return World(deployments, pods, hpas, None, prometheus_problem(p.url, p.timeout_s, error))
 
     # --- one object --------------------------------------------------------------------------------------------
 
@@ -135,9 +154,9 @@ class Controller:
         try:
             spec = VariantAutoscalingSpec.model_validate(obj.get("spec", {}))
         except ValidationError as error:
-            self._report(
-                obj, [], None, {"TargetResolved": ("False", "InvalidSpec", str(error).replace("\n", " "))}, now
-            )
+            invalid = str(error).replace("\n", " ")
+            self._report(obj, {"TargetResolved": ("False", "InvalidSpec", invalid)}, now, [])
+            self._log_hold(key, meta["name"], invalid)
             return
         refs = {v.name: v.scale_target_ref.name for v in spec.variants}
         missing = [r for r in refs.values() if (ns, r) not in world.deployments]
@@ -181,27 +200,57 @@ class Controller:
         decision, memory = decide(
             self.settings.mode, variants, thresholds, status, observed, self.memory.get(key, Memory()), now, tuning
         )
-        if metrics_problem or not decision.metrics_available:
-            message = metrics_problem or decision.reason
-            conditions["MetricsAvailable"] = ("False", "MetricsUnavailable", f"{message}; holding replicas")
+        metrics_problem = metrics_problem or (None if decision.metrics_available else decision.reason)
+        if metrics_problem:
+            conditions["MetricsAvailable"] = ("False", "MetricsUnavailable", f"{metrics_problem}; holding replicas")
         else:
             conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observed.samples)} replicas reporting")
-        acted = conditions["TargetResolved"][0] == "True" and conditions["MetricsAvailable"][0] == "True"
+        unresolved = conditions["TargetResolved"][2] if conditions["TargetResolved"][0] == "False" else None
+        held = "; ".join(c for c in (unresolved, metrics_problem) if c)
+        self._log_hold(key, spec.model_id, held or None)
         conditions["CapacityLimited"] = capacity_condition(decision.limited)
         failed = []
-        if acted:
+        if not held:
             self.memory[key] = memory
             failed = self._act(obj, spec, refs, status, decision, now)
         mode = "dry run: " if self.settings.dry_run else ""
-        if failed:
+        if held:
+            conditions["Ready"] = ("False", "Holding", f"holding replicas: {held}")
+        elif failed:
             conditions["Ready"] = ("False", "ScaleFailed", f"retrying next cycle: {'; '.join(failed)}")
         else:
-            reason = "Reconciled" if acted else "Holding"
-            conditions["Ready"] = ("True" if acted else "False", reason, f"{mode}{decision.action}: {decision.reason}")
+            conditions["Ready"] = ("True", "Reconciled", f"{mode}{decision.action}: {decision.reason}")
         measured = self._measured(spec, ns, world)
         rows = [(n, status.get(n), decision.targets.get(n), measured.get(n, {})) for n in refs]
-        self._report(obj, rows, decision, conditions, now)
-        self._export(spec, ns, status, decision, acted)
+        self._report(obj, conditions, now, rows, decision)
+        self._export(spec, ns, status, decision, acted=not held)
+
+    def _hold_unread(self, obj: Mapping[str, Any], problem: str) -> None:
+        """The cluster could not be read: hold, and say so where the object's status can still be written."""
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        conditions = {
+            c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
+            for c in obj.get("status", {}).get("conditions", [])
+        }
+        conditions["Ready"] = ("False", "KubernetesUnavailable", f"holding replicas: {problem}")
+        self._log_hold(key, obj.get("spec", {}).get("modelID", meta["name"]), problem)
+        try:
+            self._report(obj, conditions, self.clock())
+        except Exception:  # the API is what failed: the log says it
+            log.debug("status of %s/%s not written", *key, exc_info=True)
+
+    def _log_hold(self, key: ObjectKey, model: str, cause: str | None) -> None:
+        """A hold's cause when it starts or changes (its numbers aside), and when it clears."""
+        ns = key[0]
+        if cause is None:
+            if self._holding.pop(key, None) is not None:
+                log.info("%s in %s: holding no more", model, ns, extra={"model": model, "namespace": ns})
+            return
+        if self._holding.get(key) != gist(cause):
+            self._holding[key] = gist(cause)
+            fields = {"model": model, "namespace": ns, "reason": cause}
+            log.warning("%s in %s: holding replicas: %s", model, ns, cause, extra=fields)
 
     @staticmethod
     def _measured(spec: VariantAutoscalingSpec, ns: str, world: World) -> dict[str, dict[str, Any]]:
@@ -240,25 +289,32 @@ class Controller:
                 continue
             direction = "up" if target > before else "down"
             self.telemetry.decisions.labels(spec.model_id, ns, name, direction, decision.action).inc()
+            fields = {"model": spec.model_id, "namespace": ns, "variant": name, "from": before, "to": target}
+            change = f"{spec.model_id} in {ns}: {name} {before} -> {target} replicas"
             if self.settings.dry_run:
+                log.info("dry run: %s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
                 continue
             try:
                 if self.kube.scale(ns, refs[name], target):
+                    log.info("%s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
                     message = f"{refs[name]}: {before} -> {target} ({decision.reason})"
                     self.kube.event(obj, "Normal", "Scaled", message, now)
             except Exception as error:  # retried next cycle; the target is absolute, so a retry never doubles
                 self.telemetry.errors.labels("scale").inc()
-                failed.append(f"{refs[name]}: {error}".replace("\n", " ")[:300])
+                problem = kubernetes_problem(error, self.kube.timeout) or str(error).replace("\n", " ")[:300]
+                log.warning("%s failed: %s; retrying next cycle", change, problem, extra={**fields, "reason": problem})
+                failed.append(f"{refs[name]}: {problem}")
         return failed
 
     def _report(
         self,
         obj: Mapping[str, Any],
-        variants: list[tuple[str, VariantStatus | None, int | None, dict[str, Any]]],
-        decision: Decision | None,
         conditions: Mapping[str, tuple[str, str, str]],
         now: float,
+        variants: list[tuple[str, VariantStatus | None, int | None, dict[str, Any]]] | None = None,
+        decision: Decision | None = None,
     ) -> None:
+        """Conditions, and the variants' rows and the decision when given (else the status keeps those it has)."""
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
@@ -275,9 +331,9 @@ class Controller:
             if state == warn and was != warn and kind != "Ready":  # Ready repeats the cause already reported
                 self.kube.event(obj, "Warning", reason, message, now)
             self._conditions[key][kind] = state
-        body: dict[str, Any] = {
-            "conditions": listed,
-            "variants": [
+        body: dict[str, Any] = {"conditions": listed}
+        if variants is not None:
+            body["variants"] = [
                 {
                     "name": name,
                     "currentReplicas": st.current if st else 0,
@@ -286,8 +342,7 @@ class Controller:
                     **measured,
                 }
                 for name, st, target, measured in variants
-            ],
-        }
+            ]
         if decision is not None:
             body["lastDecision"] = {"action": decision.action, "reason": decision.reason, "time": stamp}
         self.kube.patch_status(meta["namespace"], meta["name"], body)
@@ -312,6 +367,11 @@ class Controller:
             self.telemetry.capacity_limited.labels(*labels).set(1 if v.name in decision.limited else 0)
             if v.name in decision.capacity_rps:
                 self.telemetry.capacity.labels(*labels).set(decision.capacity_rps[v.name])
+
+
+def gist(cause: str) -> str:
+    """A cause without its numbers: a hold whose figures move each pass is still the same hold."""
+    return re.sub(r"\d+(\.\d+)?", "#", cause)
 
 
 def capacity_condition(limited: Mapping[str, str]) -> tuple[str, str, str]:

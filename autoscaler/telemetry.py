@@ -1,8 +1,43 @@
-"""The autoscaler's own metrics: what it decided and why, per variant, for dashboards and for HPA/KEDA users."""
+"""What the autoscaler tells about itself: its metrics (what it decided and why, per variant, for dashboards and
+for HPA/KEDA users) and its log (one line per change, hold and leadership change; plain text or JSON)."""
+
+import datetime as dt
+import json
+import logging
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from autoscaler import api
+
+LogFormat = Literal["text", "json"]
+# What a log line may carry besides its message, e.g. `extra={"model": ..., "from": 2, "to": 3}`.
+LOG_FIELDS = ("model", "namespace", "variant", "from", "to", "reason")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message, the fields the line carries, and a traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            **{name: record.__dict__[name] for name in LOG_FIELDS if name in record.__dict__},
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def configure_logging(log_format: LogFormat) -> None:
+    handler = logging.StreamHandler()
+    text = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handler.setFormatter(JsonFormatter() if log_format == "json" else text)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # urllib3 warns of each retry with the full URL, query included; the autoscaler says what failed in its own words.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+
 
 VARIANT_LABELS = ("model_id", "model_namespace", "variant", "accelerator")
 

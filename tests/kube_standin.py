@@ -25,6 +25,7 @@ class Fault:
     status: int = 500  # 0: answer normally after the delay (the server acts; the client may have given up)
     delay_s: float = 0.0
     times: int = 1
+    message: str = ""  # the Status object's message, as the API server words it (e.g. RBAC's for a 403)
 
 
 @dataclass
@@ -141,10 +142,9 @@ def _handler(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client timed out and left
 
-        def _status(self, code: int, reason: str) -> None:
-            self._send(
-                code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code}
-            )
+        def _status(self, code: int, reason: str, message: str = "") -> None:
+            body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code}
+            self._send(code, {**body, "message": message} if message else body)
 
         def _body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length") or 0)
@@ -162,7 +162,7 @@ def _handler(cluster: Cluster) -> type[BaseHTTPRequestHandler]:
             if fault:
                 time.sleep(fault.delay_s)
                 if fault.status:
-                    self._status(fault.status, "InjectedFault")
+                    self._status(fault.status, "InjectedFault", fault.message)
                     return
             for verb, pattern, action in ROUTES:
                 match = re.match(pattern, url.path)

@@ -1,5 +1,6 @@
-"""`python -m autoscaler` as a process: endpoints, one leader among two replicas, graceful shutdown."""
+"""`python -m autoscaler` as a process: endpoints, one leader among two replicas, graceful shutdown, its log."""
 
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from tests.kube_standin import Cluster, running
-from tests.test_controller import NS, variant_autoscaling
+from tests.test_controller import MODEL_ID, NS, variant_autoscaling
 
 LEASE = "llm-platform-autoscaler"
 
@@ -61,12 +62,15 @@ def kubeconfig(cluster: Cluster, tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
+PROMETHEUS_GONE = f"http://127.0.0.1:{free_port()}"
+
+
 def start(kubeconfig: Path, identity: str, port: int, *options: str) -> subprocess.Popen[bytes]:
     """`options` come last and so win, e.g. another `--prometheus-url`."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAME": identity, "POD_NAMESPACE": "wva-system"}
     command = [sys.executable, "-m", "autoscaler", "--interval", "1", "--metrics-port", str(port)]
     # Prometheus is not there: every model holds, and the process must stay healthy.
-    command += ["--prometheus-url", f"http://127.0.0.1:{free_port()}", *options]
+    command += ["--prometheus-url", PROMETHEUS_GONE, *options]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -82,7 +86,7 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 def test_two_replicas_one_leader_and_a_graceful_handover(cluster: Cluster, kubeconfig: Path) -> None:
     ports = [free_port(), free_port()]
-    first = start(kubeconfig, "first", ports[0])
+    first = start(kubeconfig, "first", ports[0], "--log-format", "json")
     try:
         wait_for(lambda: cluster.get("leases", "wva-system", LEASE) is not None)
         second = start(kubeconfig, "second", ports[1])
@@ -96,6 +100,15 @@ def test_two_replicas_one_leader_and_a_graceful_handover(cluster: Cluster, kubec
             patches_before = sum(1 for m, _ in cluster.requests if m == "PATCH")
             first.send_signal(signal.SIGTERM)
             assert first.wait(timeout=10) == 0
+            assert first.stderr is not None
+            log = [json.loads(line) for line in first.stderr.read().decode().splitlines()]
+            said = [line["message"] for line in log]
+            assert said[1] == f"first leads: it holds the Lease wva-system/{LEASE}", said
+            hold = next(line for line in log if line["level"] == "WARNING")
+            assert (hold["model"], hold["namespace"]) == (MODEL_ID, NS)
+            assert f"Prometheus at {PROMETHEUS_GONE} unreachable (connection refused)" in hold["reason"]
+            assert said[-1] == "autoscaler first stopped"
+            assert not any("%2C" in m or "Traceback" in m for m in said), "no URL-encoded query, no traceback"
             # The Lease is handed over at once, and the standby takes over.
             wait_for(
                 lambda: (

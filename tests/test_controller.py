@@ -4,18 +4,30 @@ Prometheus answers come from a canned query function here; the PromQL itself run
 tests/integration.
 """
 
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.prometheus_connect import RETRY_ON_STATUS
+from urllib3.util.retry import Retry
 
 from autoscaler.api import METRIC_VARIANT_CAPACITY, THRESHOLDS_CONFIGMAP, serving_labels, spec_from_stack_model
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
-from autoscaler.metrics import HISTOGRAMS_QUERY, QUERIES, RETENTION_QUERY, SHAPE_QUERY, UPSTREAM_QUERY
+from autoscaler.metrics import (
+    HISTOGRAMS_QUERY,
+    QUERIES,
+    RETENTION_QUERY,
+    SHAPE_QUERY,
+    UPSTREAM_QUERY,
+    PrometheusAuth,
+)
 from autoscaler.observe import variant_status
 from tests.conftest import stack_config
 from tests.kube_standin import Cluster, Fault, running
@@ -226,7 +238,10 @@ def test_prometheus_down_holds_and_resumes(cluster: Cluster, controller: tuple[C
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 2
     metrics = condition(cluster, "MetricsAvailable")
-    assert metrics["status"] == "False" and "Prometheus query failed" in metrics["message"]
+    assert metrics["status"] == "False"
+    assert (
+        metrics["message"] == "Prometheus at http://localhost:9090 unreachable (connection refused); holding replicas"
+    )
     prometheus.down = False
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 3
@@ -251,7 +266,8 @@ def test_server_errors_are_retried_next_cycle(cluster: Cluster, controller: tupl
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 2
     ready = condition(cluster, "Ready")
-    assert ready["status"] == "False" and ready["reason"] == "ScaleFailed" and "retrying next cycle" in ready["message"]
+    assert ready["status"] == "False" and ready["reason"] == "ScaleFailed"
+    assert ready["message"] == "retrying next cycle: llama-70b-l40s: Kubernetes API answered 500 Internal Server Error"
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 3
 
@@ -267,14 +283,18 @@ def test_a_write_that_times_out_after_the_server_applied_it_is_not_applied_twice
     assert cluster.replicas(NS, "llama-70b-l40s") == 3
 
 
-def test_a_list_that_times_out_fails_the_pass_and_the_next_pass_recovers(
+def test_a_list_that_fails_holds_says_why_and_the_next_pass_recovers(
     cluster: Cluster, controller: tuple[Controller, Prometheus]
 ) -> None:
     ctl, prometheus = controller
     saturate(prometheus)
     cluster.faults.append(Fault("GET", r"/apis/apps/v1/deployments$", status=503, times=10))
-    with pytest.raises(ApiException):
-        ctl.reconcile()
+    ctl.reconcile()
+    ready = condition(cluster, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "KubernetesUnavailable")
+    assert ready["message"] == "holding replicas: Kubernetes API answered 503 Service Unavailable"
+    assert ctl.telemetry.registry.get_sample_value("wva_reconcile_errors_total", {"call": "kubernetes"}) == 1
+    assert ctl.telemetry.registry.get_sample_value("wva_last_reconcile_timestamp_seconds") == 0, "pass incomplete"
     cluster.faults.clear()
     ctl.reconcile()
     assert cluster.replicas(NS, "llama-70b-l40s") == 3
@@ -401,3 +421,149 @@ def test_cold_starts_are_learned_from_the_pod_list_and_a_pod_past_twice_that_sto
         limited["status"] == "True" and "1 pod(s) not ready after 600s (2x the 300s cold start)" in limited["message"]
     )
     assert cluster.replicas(NS, VARIANTS[2]) <= 3
+
+
+# --- status a person can read, and the log ----------------------------------------------------------------------
+
+
+def quick(url: str) -> PrometheusConnect:
+    """Prometheus as `autoscaler.metrics.connect` reaches it (retried on errors and on the library's statuses, with
+    a timeout), but retried once only and at once."""
+    return PrometheusConnect(url, timeout=1, retry=Retry(total=1, backoff_factor=0, status_forcelist=RETRY_ON_STATUS))
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_prometheus_unreachable_is_said_in_words_naming_its_url(kube: Kube, cluster: Cluster) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    settings = Settings(namespace="wva-system", prometheus=PrometheusAuth(url, timeout_s=1))
+    Controller(kube, quick(url).custom_query, settings, clock=lambda: NOW).reconcile()
+    message = condition(cluster, "MetricsAvailable")["message"]
+    assert message == f"Prometheus at {url} unreachable (connection refused); holding replicas"
+    assert (
+        condition(cluster, "Ready")["message"]
+        == f"holding replicas: Prometheus at {url} unreachable (connection refused)"
+    )
+    assert cluster.replicas(NS, "llama-70b-l40s") == 2
+
+
+def test_prometheus_that_does_not_answer_is_said_in_words(kube: Kube, cluster: Cluster) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = Settings(namespace="wva-system", prometheus=PrometheusAuth(url, timeout_s=1))
+        Controller(kube, quick(url).custom_query, settings, clock=lambda: NOW).reconcile()
+    message = condition(cluster, "MetricsAvailable")["message"]
+    assert message == f"Prometheus at {url} did not answer within 1s; holding replicas"
+    assert "Traceback" not in message and "%2C" not in message and "query" not in message
+
+
+FORBIDDEN = (
+    'pods is forbidden: User "system:serviceaccount:wva-system:llm-platform-autoscaler" cannot list resource "pods"'
+    ' in API group "" at the cluster scope'
+)
+
+
+def test_a_forbidden_list_is_said_in_the_api_servers_words(
+    cluster: Cluster, controller: tuple[Controller, Prometheus], caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    ctl.reconcile()  # conditions from a good pass, kept while the cluster cannot be read
+    cluster.faults.append(Fault("GET", r"^/api/v1/pods$", status=403, message=FORBIDDEN, times=2))
+    with caplog.at_level(logging.INFO, logger="autoscaler"):
+        ctl.reconcile()
+        ctl.reconcile()
+    ready = condition(cluster, "Ready")
+    assert ready["message"] == f"holding replicas: Kubernetes API: {FORBIDDEN}"
+    assert condition(cluster, "TargetResolved")["status"] == "True"
+    assert cluster.replicas(NS, "llama-70b-l40s") == 3, "held at what the last good pass set"
+    holds = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in holds] == [f"{MODEL_ID} in {NS}: holding replicas: Kubernetes API: {FORBIDDEN}"]
+
+
+def test_a_change_is_logged_with_its_model_variant_replicas_and_reason(
+    controller: tuple[Controller, Prometheus], caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    with caplog.at_level(logging.INFO, logger="autoscaler"):
+        ctl.reconcile()
+    (line,) = caplog.records
+    fields = {k: getattr(line, k) for k in ("model", "namespace", "variant", "from", "to", "reason")}
+    assert fields == {
+        "model": MODEL_ID,
+        "namespace": NS,
+        "variant": VARIANTS[0],
+        "from": 2,
+        "to": 3,
+        "reason": fields["reason"],
+    }
+    assert fields["reason"].startswith("saturating (") and fields["reason"].endswith("+1 llama-70b-l40s")
+    assert line.getMessage() == f"{MODEL_ID} in {NS}: {VARIANTS[0]} 2 -> 3 replicas ({fields['reason']})"
+
+
+def test_a_hold_is_logged_once_per_cause_again_when_it_changes_and_when_it_clears(
+    controller: tuple[Controller, Prometheus], caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl, prometheus = controller
+    saturate(prometheus)
+    prometheus.down = True
+    with caplog.at_level(logging.INFO, logger="autoscaler"):
+        ctl.reconcile()
+        ctl.reconcile()  # the same cause: said once
+        prometheus.down = False
+        prometheus.model_name = "/models/llama"  # another cause
+        prometheus.pods = {f"other-{i}": v for i, v in enumerate(prometheus.pods.values())}
+        ctl.reconcile()
+        ctl.reconcile()
+        prometheus.model_name = MODEL_ID
+        saturate(prometheus)
+        ctl.reconcile()  # cleared, and a change
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    prefix = f"{MODEL_ID} in {NS}"
+    assert said[:2] == [
+        (
+            "WARNING",
+            f"{prefix}: holding replicas: Prometheus at http://localhost:9090 unreachable (connection refused)",
+        ),
+        (
+            "WARNING",
+            f"{prefix}: holding replicas: no series for the pods of model_name={MODEL_ID} in namespace {NS};"
+            " model names seen: /models/llama",
+        ),
+    ]
+    assert said[2] == ("INFO", f"{prefix}: holding no more")
+    assert said[3][1].startswith(f"{prefix}: {VARIANTS[0]} 2 -> 3 replicas") and len(said) == 4
+
+
+def test_a_hold_whose_numbers_move_is_the_same_hold() -> None:
+    from autoscaler.controller import gist
+
+    assert gist("metrics are stale: newest sample 75s old (limit 60s)") == gist(
+        "metrics are stale: newest sample 105s old (limit 60s)"
+    )
+    assert gist("metrics are stale: newest sample 75s old") != gist("contradictory metrics from pod p (variant v)")
+
+
+def test_leadership_taken_and_lost_is_logged(kube: Kube, caplog: pytest.LogCaptureFixture) -> None:
+    clock = [NOW]
+    a = LeaderElector(kube, "wva-system", "autoscaler", "a", lease_seconds=30, clock=lambda: clock[0])
+    b = LeaderElector(kube, "wva-system", "autoscaler", "b", lease_seconds=30, clock=lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger="autoscaler"):
+        a.try_acquire(), b.try_acquire(), a.try_acquire(), b.try_acquire()  # renewals and standing by: said once
+        clock[0] += 31
+        b.try_acquire(), a.try_acquire()
+        b.release()
+    assert [r.getMessage() for r in caplog.records] == [
+        "a leads: it holds the Lease wva-system/autoscaler",
+        "b stands by: a holds the Lease wva-system/autoscaler",
+        "b leads: it holds the Lease wva-system/autoscaler",
+        "a stands by: b holds the Lease wva-system/autoscaler",
+        "b handed the Lease wva-system/autoscaler over",
+    ]

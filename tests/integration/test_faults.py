@@ -9,6 +9,7 @@ from prometheus_api_client import PrometheusConnect
 
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
+from autoscaler.metrics import PrometheusAuth
 from tests.integration.prometheus import PROMETHEUS, SimulatedVllm, prometheus
 from tests.kube_standin import running
 from tests.test_controller import MODEL_ID, NS, VARIANTS, serving_cluster
@@ -40,13 +41,16 @@ def test_prometheus_outage_holds_then_resumes(tmp_path: Path) -> None:
                 prom.wait_for("up == 1", 2)
                 prom.wait_for("vllm:num_requests_waiting", 2)
                 url = prom.url
-            # Prometheus is gone: the pass holds, says why, and removes nothing.
-            controller = Controller(Kube(api), PrometheusConnect(url).custom_query, Settings("wva-system", "wva-v1"))
+            # Prometheus is gone: the pass holds, says why in words (where, what failed; no query, no traceback),
+            # and removes nothing.
+            settings = Settings("wva-system", "wva-v1", prometheus=PrometheusAuth(url))
+            controller = Controller(Kube(api), PrometheusConnect(url).custom_query, settings)
             controller.reconcile()
             found = cluster.get("variantautoscalings", NS, "llama-70b")
             assert found is not None
             metrics = condition(found, "MetricsAvailable")
-            assert metrics["status"] == "False" and "Prometheus query failed" in metrics["message"]
+            assert metrics["status"] == "False"
+            assert metrics["message"] == f"Prometheus at {url} unreachable (connection refused); holding replicas"
             assert cluster.replicas(NS, VARIANTS[0]) == 2
             assert [e["reason"] for e in cluster.events] == ["MetricsUnavailable"]
             # Back (same data): the pass acts on the metrics again.

@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
 
 from autoscaler.engine import Shape, Tuning
 
@@ -139,7 +140,12 @@ def connect(auth: PrometheusAuth) -> PrometheusConnect:
         session.verify = str(auth.ca_file)
     headers = {"Authorization": f"Bearer {auth.token_file.read_text().strip()}"} if auth.token_file else None
     basic = (auth.username, auth.password_file.read_text().strip()) if auth.username and auth.password_file else None
-    return PrometheusConnect(auth.url, headers=headers, auth=basic, session=session, timeout=int(auth.timeout_s))
+    # One quick retry on a gateway error; the next pass retries the rest. The client's default (3 retries, backoff
+    # 1-4 s) makes a pass against a Prometheus that is down last several seconds, past a short leader Lease.
+    retry = Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504), allowed_methods=("GET", "POST"))
+    return PrometheusConnect(
+        auth.url, headers=headers, auth=basic, session=session, timeout=int(auth.timeout_s), retry=retry
+    )
 
 
 Query = Callable[[str], list[dict[str, Any]]]

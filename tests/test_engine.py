@@ -622,8 +622,9 @@ def busy_replicas(
     return Observation(samples, 5.0, 100.0, shape=replace(shape, requests=1000))
 
 
-# (true work over the profile's, the correction after 1 and after 20 passes)
-CORRECTION_CASES = [(1.3, 1.09, 1.3), (0.7, 0.91, 0.7), (5.0, 2.0, 2.0), (0.1, 0.73, 0.5)]
+# (true work over the profile's, the correction after 1 and after 20 passes): it moves 30% of the way each pass,
+# to at most x2, and never below 1 (utilization read with the profile's t0 cannot tell a faster floor from less work).
+CORRECTION_CASES = [(1.3, 1.09, 1.3), (5.0, 2.0, 2.0), (0.7, 1.0, 1.0), (0.1, 1.0, 1.0)]
 
 
 def test_a_correction_moves_toward_the_measurement_smoothed_and_bounded() -> None:
@@ -635,9 +636,10 @@ def test_a_correction_moves_toward_the_measurement_smoothed_and_bounded() -> Non
             decision, memory = decide("default", SEED, T, steady(counts), obs, memory, cycle * 30.0)
             factors.append(memory.work["l40s"])
         assert factors[0] == pytest.approx(first, abs=0.01) and factors[-1] == pytest.approx(settled, abs=0.01)
-        assert f"l40s x{factors[-1]:.2f}" in decision.reason
         # Variants not seen are planned with the mean of those seen: profile errors of a model are shared.
-        assert memory.work == {"l40s": factors[-1]} and f"h100 x{factors[-1]:.2f}" in decision.reason
+        assert memory.work == {"l40s": factors[-1]}
+        assert (f"l40s x{factors[-1]:.2f}" in decision.reason) == (settled > 1)
+        assert (f"h100 x{factors[-1]:.2f}" in decision.reason) == (settled > 1)
 
 
 def test_replicas_with_small_decode_batches_do_not_correct_the_profile() -> None:

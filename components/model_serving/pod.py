@@ -4,21 +4,17 @@ llm-d conventions: the model is served under its model id (`--served-model-name`
 label of every `vllm:*` metric the autoscaler queries by; weights come read-only from the shared volume.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, PRODUCT_LABEL
 from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
 from autoscaler.buckets import slo_buckets_arg
 from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
+from components.model_serving.args import ModelArgs, VariantArgs
 from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
-
-if TYPE_CHECKING:  # the args live with the component, which builds its pods from this module
-    from components.model_serving import ModelArgs, VariantArgs
 
 MODELS_MOUNT = "/models"
 DEFAULT_IMAGES = {"vllm": VLLM_IMAGE, "tgi": TGI_IMAGE, "simulator": SIMULATOR_IMAGE}

@@ -4,55 +4,31 @@ Both run `scripts/model_loader.py` (shipped in a ConfigMap) on a plain Python im
 `llm-models` claim mounted; they reach the volume through the JuiceFS mount pod, never the servers behind it.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import AnyHttpUrl, Field, SecretStr
 
-from components.args import GPU_TOLERATION, ArgsModel, DnsLabel
+from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, manifest, restricted_pod
+from components.model_serving.args import ModelArgs
+from components.model_storage.args import LoaderArgs, ModelWeightsArgs
 from components.pins import PYTHON_IMAGE
-
-if TYPE_CHECKING:
-    from components.model_serving import ModelArgs
 
 SCRIPTS = Path(__file__).parent / "scripts"
 LOADER_SCRIPT = "model_loader.py"
 LOADER_UID = 10001  # the model servers' UID: what the loader writes, they read
 HF_TOKEN_SECRET = "hf-token"
 MOUNT = "/models"
-# Weights, config and tokenizer in the formats vLLM and TGI load; not the duplicate PyTorch .bin or original/.pth.
-DEFAULT_INCLUDE = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
 # How long warmup pods wait for the loader Job to finish a download.
 WARMUP_WAIT_SECONDS = 6 * 3600
-
-
-class LoaderArgs(ArgsModel):
-    """How weights get into the volume; entries of `modelStorage.models` override these per model."""
-
-    skip_download: bool = False  # air-gapped clusters: users copy the weights themselves
-    warmup: bool = False  # read the weights on every GPU node once downloaded, filling its JuiceFS cache
-    hf_endpoint: AnyHttpUrl = AnyHttpUrl("https://huggingface.co")
-    hf_token: SecretStr | None = None
-    include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE), min_length=1)
-
-
-class ModelWeightsArgs(ArgsModel):
-    name: DnsLabel  # a models[].name
-    revision: str = Field("main", pattern=r"^[A-Za-z0-9._/-]+$")
-    skip_download: bool | None = None
-    warmup: bool | None = None
-    include: list[str] | None = Field(None, min_length=1)
 
 
 def script_config_map(
     resource_name: str, name: str, namespace: pulumi.Input[str], script: str, opts: pulumi.ResourceOptions
 ) -> k8s.core.v1.ConfigMap:
-    """A script of components/scripts as the file a Job runs: the tests run the very same file."""
+    """A script of `scripts/` as the file a Job runs: the tests run the very same file."""
     return k8s.core.v1.ConfigMap(
         resource_name,
         metadata=manifest({"name": name, "namespace": namespace, "labels": labels("model-storage")}),

@@ -8,9 +8,8 @@ import pulumi_kubernetes as k8s
 from components.autoscaling.component import Autoscaler
 from components.gpu_operator.component import GpuOperator
 from components.model_serving.component import ModelNamespace, ModelServing
-from components.model_serving.pod import WeightsVolume
 from components.model_storage.component import ModelStorage
-from components.model_storage.volume import MODELS_CLAIM, weights_path
+from components.model_storage.volume import MODELS_CLAIM, WeightsVolume, weights_path
 from components.monitoring.component import Monitoring, prometheus_url
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig

@@ -11,8 +11,8 @@ import yaml
 from autoscaler.accelerators import ACCELERATORS
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, VARIANT_LABEL
 from components.model_serving.args import ModelArgs
-from components.model_serving.pod import WeightsVolume, server_args
-from components.model_storage.volume import MODELS_CLAIM, weights_path
+from components.model_serving.pod import server_args
+from components.model_storage.volume import MODELS_CLAIM, WeightsVolume, weights_path
 from components.pins import (
     SIMULATOR_IMAGE,
     SIMULATOR_OPTIONS,

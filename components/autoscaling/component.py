@@ -51,6 +51,7 @@ PACKAGE = Path(autoscaler.__file__).parent
 NOT_SHIPPED = ("bench.py", "crd.py")
 LEASE_NAME = "llm-platform-autoscaler"
 AUTOSCALER_UID = 65532
+CODE_CONFIG_MAP = f"{AUTOSCALER_APP}-code"
 API_TOKEN = "CKV_K8S_38=the autoscaler calls the Kubernetes API with its service account token"
 
 
@@ -146,7 +147,7 @@ class Autoscaler(pulumi.ComponentResource):
         code = package_files()
         if args.image is None:
             k8s.core.v1.ConfigMap(
-                f"{name}-code", metadata=manifest({**meta, "name": f"{AUTOSCALER_APP}-code"}), data=code, opts=in_ns
+                f"{name}-code", metadata=manifest({**meta, "name": CODE_CONFIG_MAP}), data=code, opts=in_ns
             )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -320,7 +321,7 @@ def deployment_spec(args: AutoscalerArgs, prometheus_url: str, code: dict[str, s
             }
         ]
         pod["volumes"] += [
-            {"name": "code", "configMap": {"name": f"{AUTOSCALER_APP}-code"}},
+            {"name": "code", "configMap": {"name": CODE_CONFIG_MAP}},
             {"name": "deps", "emptyDir": {"sizeLimit": "256Mi"}},
         ]
     return {

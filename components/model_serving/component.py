@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, SERVING_PORT, SERVING_PORT_NAME, serving_labels
-from components.kube import labels, manifest, namespace, network_policy
+from components.kube import deny_ingress, labels, manifest, namespace, network_policy
 from components.model_serving.args import ModelArgs
 from components.model_serving.inference_pool import (
     EPP_GRPC_PORT,
@@ -20,8 +20,9 @@ from components.model_serving.inference_pool import (
     picker_rules,
     pool_spec,
 )
-from components.model_serving.pod import WeightsVolume, deployment_annotations, deployment_spec, pod_labels
+from components.model_serving.pod import deployment_annotations, deployment_spec, pod_labels
 from components.model_serving.routes import http_route_spec, ingress_spec
+from components.model_storage.volume import WeightsVolume
 from components.pins import ENDPOINT_PICKER_IMAGE
 
 
@@ -40,13 +41,7 @@ class ModelNamespace(pulumi.ComponentResource):
         )
         self.name = self.namespace.metadata.name
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        network_policy(
-            f"{name}-deny-ingress",
-            self.name,
-            "default-deny-ingress",
-            {"podSelector": {}, "policyTypes": ["Ingress"]},
-            in_ns,
-        )
+        deny_ingress(f"{name}-deny-ingress", self.name, in_ns)
         network_policy(
             f"{name}-allow-serving",
             self.name,

@@ -5,7 +5,6 @@ label of every `vllm:*` metric the autoscaler queries by; weights come read-only
 """
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, PRODUCT_LABEL
@@ -14,16 +13,15 @@ from autoscaler.buckets import slo_buckets_arg
 from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
 from components.model_serving.args import ModelArgs, VariantArgs
+from components.model_storage.volume import MODELS_MOUNT, WEIGHTS_UID, WeightsVolume
 from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
 
-MODELS_MOUNT = "/models"
 DEFAULT_IMAGES = {"vllm": VLLM_IMAGE, "tgi": TGI_IMAGE, "simulator": SIMULATOR_IMAGE}
 # A 70B model loads in ~3.5 minutes warm and over 10 cold: up to an hour before liveness applies (llm-d: 30 s x 120).
 STARTUP_PERIOD_SECONDS = 30
 STARTUP_FAILURES = 120
 # Requests in flight finish before the pod goes; the endpoint is withdrawn first (preStop).
 GPU_GRACE_SECONDS = 120
-SERVER_UID = 10001
 CACHE_ENV = {
     "HOME": "/tmp/home",
     "XDG_CACHE_HOME": "/tmp/cache",
@@ -33,14 +31,6 @@ CACHE_ENV = {
 }
 # Model servers pull large images once per node: a pull on every start would tie each restart to the registry.
 GPU_PULL_POLICY = "CKV_K8S_15=GPU model-server images are tens of GB and pinned by tag: pulled once per node"
-
-
-@dataclass(frozen=True)
-class WeightsVolume:
-    """The claim holding the weights in the model's namespace, and the model's folder inside it."""
-
-    claim: str
-    sub_path: str
 
 
 def pod_labels(model: ModelArgs, variant: VariantArgs) -> dict[str, str]:
@@ -140,7 +130,7 @@ def pod_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | No
     # Weights fetched by id land in /tmp: no size limit then; otherwise room for compile caches.
     tmp_size = {} if variant.uses_gpus and not weights else {"sizeLimit": "20Gi" if variant.uses_gpus else "64Mi"}
     spec: dict[str, Any] = {
-        "securityContext": restricted_pod(SERVER_UID),
+        "securityContext": restricted_pod(WEIGHTS_UID),
         "containers": [server_container(model, variant, weights)],
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.args import GPU_TOLERATION
-from components.kube import RESTRICTED_CONTAINER, helm_release, labels, manifest, namespace, network_policy
+from components.kube import RESTRICTED_CONTAINER, deny_ingress, helm_release, labels, manifest, namespace
 from components.model_serving.args import ModelArgs
 from components.model_storage.args import CacheArgs, ModelStorageArgs, RedisArgs
 from components.model_storage.backends import (
@@ -34,6 +34,7 @@ VOLUME_NAME = "llm-models"  # the JuiceFS file system's name
 VOLUME_SECRET = "juicefs-volume"
 CSI_NAMESPACE = "kube-system"  # the CSI driver's priority classes are reserved to kube-system on many clusters
 FORMAT_SCRIPT = "juicefs_format.py"
+FORMAT_CONFIG_MAP = "juicefs-format-script"
 
 
 def volume_settings(
@@ -98,9 +99,7 @@ class ModelStorage(pulumi.ComponentResource):
         ns = self.namespace.metadata.name
         in_ns = self._opts(self.namespace)
         clients = juicefs_clients([CSI_NAMESPACE, args.namespace])
-        network_policy(
-            f"{name}-deny-ingress", ns, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}, in_ns
-        )
+        deny_ingress(f"{name}-deny-ingress", ns, in_ns)
         metadata = self._metadata(name, args.redis, ns, clients, in_ns)
         keys, store = self._object_store(name, args, ns, clients, in_ns)
         bucket = pulumi.Output.concat(store.url, "/", args.object_store.bucket)
@@ -180,7 +179,7 @@ class ModelStorage(pulumi.ComponentResource):
     ) -> k8s.batch.v1.Job:
         """Awaited: the CSI driver (whose mount pods would each try to format) starts only once this succeeded."""
         scripts = script_config_map(
-            f"{name}-format-script", "juicefs-format-script", ns, FORMAT_SCRIPT, self._opts(self.namespace)
+            f"{name}-format-script", FORMAT_CONFIG_MAP, ns, FORMAT_SCRIPT, self._opts(self.namespace)
         )
         command = [
             "python",
@@ -215,7 +214,7 @@ class ModelStorage(pulumi.ComponentResource):
         }
         volumes = [
             {"name": "settings", "secret": {"secretName": VOLUME_SECRET}},
-            {"name": "scripts", "configMap": {"name": "juicefs-format-script"}},
+            {"name": "scripts", "configMap": {"name": FORMAT_CONFIG_MAP}},
             {"name": "bin", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
         ]

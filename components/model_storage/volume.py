@@ -1,11 +1,22 @@
-"""What model servers see of the storage: the claim holding the weights in each model namespace, and each model's
-folder inside it."""
+"""What model servers see of the storage: the claim holding the weights in each model namespace, where pods mount
+it, the user that owns the weights, and each model's folder inside it."""
 
 import re
+from dataclasses import dataclass
 
 MODELS_CLAIM = "llm-models"
+MODELS_MOUNT = "/models"
+WEIGHTS_UID = 10001  # the loader writes the weights as this user; model servers run as it and read them
 # Hugging Face repository ids: `org/name` of letters, digits, `.`, `_` and `-`; also a safe path in the volume.
 REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+
+
+@dataclass(frozen=True)
+class WeightsVolume:
+    """The claim holding the weights in the model's namespace, and the model's folder inside it."""
+
+    claim: str
+    sub_path: str
 
 
 def is_repo_id(model_id: str) -> bool:

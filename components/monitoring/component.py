@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kube import (
+    deny_ingress,
     helm_release,
     labels,
     manifest,
@@ -152,9 +153,7 @@ class Monitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = namespace(f"{name}-namespace", args.namespace, "monitoring", "privileged", child)
         ns = self.namespace.metadata.name
-        network_policy(
-            f"{name}-deny-ingress", ns, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}, child
-        )
+        deny_ingress(f"{name}-deny-ingress", ns, child)
         network_policy(f"{name}-allow", ns, "allow-monitoring-flows", ingress_spec(query_namespaces), child)
         before_release: list[pulumi.Resource] = []
         self.grafana_admin_password: pulumi.Output[str] | None = None

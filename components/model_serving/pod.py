@@ -7,9 +7,16 @@ label of every `vllm:*` metric the autoscaler queries by; weights come read-only
 import math
 from typing import Any
 
-from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, PRODUCT_LABEL
+from autoscaler.accelerators import (
+    ACCELERATORS,
+    FALLBACK_ACCELERATOR,
+    PRIOR_OUTPUT_TOKENS,
+    PRIOR_PROMPT_TOKENS,
+    PRODUCT_LABEL,
+)
 from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
 from autoscaler.buckets import slo_buckets_arg
+from autoscaler.priors import CAPACITY_RPS_ITL_S
 from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
 from components.model_serving.args import ModelArgs, VariantArgs
@@ -63,10 +70,11 @@ def server_args(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume |
 
 def simulator_profile(variant: VariantArgs) -> list[str]:
     """A small replica of the variant's accelerator: concurrency and speed keep the ratios between variants, so a
-    laptop load generator saturates the cheap variant first and the autoscaler has something to do."""
-    prior = ACCELERATORS.get(variant.accelerator_type)
-    step_ms = prior.decode_step_ms if prior else 25.0
-    capacity = prior.profile().rate_at_itl(0.1, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS) if prior else 2.0
+    laptop load generator saturates the cheap variant first and the autoscaler has something to do. An unknown
+    accelerator type replicates the one the autoscaler assumes for it."""
+    prior = ACCELERATORS.get(variant.accelerator_type, ACCELERATORS[FALLBACK_ACCELERATOR])
+    capacity = prior.profile().rate_at_itl(CAPACITY_RPS_ITL_S, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS)
+    step_ms = prior.decode_step_ms
     return [
         "--max-num-seqs",
         str(max(2, math.ceil(capacity * 4))),

@@ -91,6 +91,13 @@ def deny_all(resource_name: str, namespace: pulumi.Input[str], opts: pulumi.Reso
     )
 
 
+def deny_ingress(resource_name: str, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+    """Default deny of ingress: each flow into the namespace is then allowed by name; its pods may reach out."""
+    network_policy(
+        resource_name, namespace, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}, opts
+    )
+
+
 def namespace_selector(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 

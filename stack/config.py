@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from autoscaler.api import SimulatorSettings
 from components.args import PATTERN_HINTS, ArgsModel, duplicates, problems
-from components.autoscaler import AutoscalerArgs
-from components.gpu_operator import GpuOperatorArgs
-from components.model_serving import ModelArgs
-from components.model_storage import ModelStorageArgs, storage_problems
-from components.monitoring import MonitoringArgs
+from components.autoscaling.args import AutoscalerArgs
+from components.gpu_operator.args import GpuOperatorArgs
+from components.model_serving.args import ModelArgs
+from components.model_storage.args import ModelStorageArgs, storage_problems
+from components.monitoring.args import MonitoringArgs
 
 PROJECT = "llm-platform"
 

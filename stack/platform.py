@@ -5,12 +5,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.autoscaler import Autoscaler
-from components.gpu_operator import GpuOperator
-from components.model_server_pod import WeightsVolume
-from components.model_serving import ModelNamespace, ModelServing
-from components.model_storage import MODELS_CLAIM, ModelStorage, weights_path
-from components.monitoring import Monitoring, prometheus_url
+from components.autoscaling.component import Autoscaler
+from components.gpu_operator.component import GpuOperator
+from components.model_serving.component import ModelNamespace, ModelServing
+from components.model_storage.component import ModelStorage
+from components.model_storage.volume import MODELS_CLAIM, WeightsVolume, weights_path
+from components.monitoring.component import Monitoring, prometheus_url
 from components.pins import KUBE_PROMETHEUS_STACK
 from stack.config import StackConfig
 

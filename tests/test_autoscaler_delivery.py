@@ -14,7 +14,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from autoscaler import api
-from components.autoscaler import PACKAGE, package_files
+from components.autoscaling.component import PACKAGE, package_files
 from components.pins import PYTHON_IMAGE
 from stack.mocks import REPO
 from stack.render import Rendered

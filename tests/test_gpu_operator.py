@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from components.gpu_operator import TIME_SLICING_CONFIG, GpuOperatorArgs, gpu_operator_values
+from components.gpu_operator.args import GpuOperatorArgs
+from components.gpu_operator.component import TIME_SLICING_CONFIG, gpu_operator_values
 from stack.render import Rendered
 from tests.conftest import Render, stack_config
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from autoscaler.accelerators import ACCELERATORS
+from autoscaler.accelerators import ACCELERATORS, FALLBACK_ACCELERATOR
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, VARIANT_LABEL
-from components.model_server_pod import WeightsVolume, server_args
-from components.model_serving import ModelArgs
-from components.model_storage import MODELS_CLAIM, weights_path
+from components.model_serving.args import ModelArgs
+from components.model_serving.pod import server_args
+from components.model_storage.volume import MODELS_CLAIM, WeightsVolume, weights_path
 from components.pins import (
     SIMULATOR_IMAGE,
     SIMULATOR_OPTIONS,
@@ -112,6 +112,20 @@ def test_dev_runs_simulators_without_gpus(rendered_stacks: dict[str, Rendered]) 
         concurrency[name] = int(arg(server["args"], "--max-num-seqs"))
     # The simulated variants keep the real ones' ordering of capacity, so load spills from cheap to fast.
     assert concurrency["llama-70b-l40s"] < concurrency["llama-70b-a100"] < concurrency["llama-70b-h100"]
+
+
+def test_a_simulator_of_an_unknown_accelerator_serves_like_the_one_the_autoscaler_assumes() -> None:
+    """The autoscaler plans a variant of an unknown accelerator type with the fallback accelerator's profile
+    (autoscaler/priors.py); the simulator standing in for such a variant serves like that accelerator."""
+
+    def simulated(accelerator: str, **selector: str) -> list[str]:
+        variant = {"name": "v", "runtime": "simulator", "acceleratorType": accelerator, "cost": 1}
+        if selector:
+            variant["nodeSelector"] = selector
+        model = ModelArgs.model_validate({"name": "m", "modelID": "org/m", "variants": [variant]})
+        return server_args(model, model.variants[0], None)
+
+    assert simulated("MI300X", vendor="amd") == simulated(FALLBACK_ACCELERATOR)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from components.model_storage import MODELS_CLAIM, weights_path
-from components.storage_backends import CLIENT_LABEL
+from components.model_storage.backends import CLIENT_LABEL
+from components.model_storage.volume import MODELS_CLAIM, weights_path
 from stack.config import ConfigError, parse_stack_config
 from stack.render import Rendered
 from tests.conftest import Render, stack_config

@@ -7,8 +7,8 @@ import yaml
 from pulumi.runtime import rpc
 
 from autoscaler.api import SERVING_LABEL, SERVING_PORT_NAME, serving_labels
-from components.monitoring import DASHBOARD_LABEL, GRAFANA_ADMIN_SECRET
-from components.scraping import pod_label_meta
+from components.monitoring.component import DASHBOARD_LABEL, GRAFANA_ADMIN_SECRET
+from components.monitoring.scraping import pod_label_meta
 from stack.config import ConfigError, parse_stack_config
 from stack.render import Rendered
 from tests.conftest import Render, chart_values_dir, stack_config

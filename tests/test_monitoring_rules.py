@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.model_serving import ModelArgs
-from components.monitoring import MonitoringArgs, alert_settings
-from components.rules import rule_groups
+from components.model_serving.args import ModelArgs
+from components.monitoring.args import MonitoringArgs
+from components.monitoring.rules import alert_settings, rule_groups
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 pytestmark = pytest.mark.skipif(not Path(PROMTOOL).exists(), reason="Debian package prometheus not installed")

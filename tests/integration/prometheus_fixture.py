@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 
 from autoscaler.api import AUTOSCALER_APP, AUTOSCALER_METRICS_PORT_NAME, SERVING_PORT_NAME
 from autoscaler.telemetry import Telemetry
-from components.scraping import APP_NAME_LABEL, pod_label_meta
+from components.monitoring.scraping import APP_NAME_LABEL, pod_label_meta
 from tests.integration.prometheus import SimulatedVllm, _exposition_server
 
 E2E_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)

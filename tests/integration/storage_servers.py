@@ -22,12 +22,12 @@ from pathlib import Path
 from threading import Thread
 from typing import Any
 
-from components.storage_backends import AUTH_CONF, DATA_DIR
+from components.model_storage.backends import AUTH_CONF, DATA_DIR
 from stack.render import Rendered
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SCRIPTS = REPO / "components" / "scripts"
+SCRIPTS = REPO / "components" / "model_storage" / "scripts"
 PLACEHOLDER = re.compile(r"<secret: [^>]*>")
 
 
@@ -210,6 +210,6 @@ def hub(repo: str, files: dict[str, bytes], lfs: set[str]) -> Iterator[Hub]:
 
 
 def run_script(script: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """A script of components/scripts exactly as its Job runs it, bounded in time."""
+    """A script of components/model_storage/scripts exactly as its Job runs it, bounded in time."""
     command = [sys.executable, str(SCRIPTS / script), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components.model_storage import weights_path
+from components.model_storage.volume import weights_path
 from stack.render import render
 from tests.conftest import stack_config
 from tests.integration.storage_servers import (

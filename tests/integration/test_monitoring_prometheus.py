@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from autoscaler.api import serving_labels
-from components import dashboards, rules
-from components.model_serving import ModelArgs
-from components.monitoring import MonitoringArgs, alert_settings
-from components.scraping import pod_monitors
+from components.model_serving.args import ModelArgs
+from components.monitoring import dashboards, rules
+from components.monitoring.args import MonitoringArgs
+from components.monitoring.rules import alert_settings
+from components.monitoring.scraping import pod_monitors
 from tests.integration.prometheus import PROMETHEUS, RunningPrometheus, run_prometheus
 from tests.integration.prometheus_fixture import SimulatedAutoscaler, SimulatedVllmServer, pod_monitor_job
 

@@ -4,30 +4,31 @@ llm-d conventions: the model is served under its model id (`--served-model-name`
 label of every `vllm:*` metric the autoscaler queries by; weights come read-only from the shared volume.
 """
 
-from __future__ import annotations
-
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, PRODUCT_LABEL
+from autoscaler.accelerators import (
+    ACCELERATORS,
+    FALLBACK_ACCELERATOR,
+    PRIOR_OUTPUT_TOKENS,
+    PRIOR_PROMPT_TOKENS,
+    PRODUCT_LABEL,
+)
 from autoscaler.api import SERVING_PORT, SERVING_PORT_NAME, serving_labels
 from autoscaler.buckets import slo_buckets_arg
+from autoscaler.priors import CAPACITY_RPS_ITL_S
 from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, restricted_pod
+from components.model_serving.args import ModelArgs, VariantArgs
+from components.model_storage.volume import MODELS_MOUNT, WEIGHTS_UID, WeightsVolume
 from components.pins import SIMULATOR_IMAGE, TGI_IMAGE, VLLM_IMAGE
 
-if TYPE_CHECKING:  # the args live with the component, which builds its pods from this module
-    from components.model_serving import ModelArgs, VariantArgs
-
-MODELS_MOUNT = "/models"
 DEFAULT_IMAGES = {"vllm": VLLM_IMAGE, "tgi": TGI_IMAGE, "simulator": SIMULATOR_IMAGE}
 # A 70B model loads in ~3.5 minutes warm and over 10 cold: up to an hour before liveness applies (llm-d: 30 s x 120).
 STARTUP_PERIOD_SECONDS = 30
 STARTUP_FAILURES = 120
 # Requests in flight finish before the pod goes; the endpoint is withdrawn first (preStop).
 GPU_GRACE_SECONDS = 120
-SERVER_UID = 10001
 CACHE_ENV = {
     "HOME": "/tmp/home",
     "XDG_CACHE_HOME": "/tmp/cache",
@@ -37,14 +38,6 @@ CACHE_ENV = {
 }
 # Model servers pull large images once per node: a pull on every start would tie each restart to the registry.
 GPU_PULL_POLICY = "CKV_K8S_15=GPU model-server images are tens of GB and pinned by tag: pulled once per node"
-
-
-@dataclass(frozen=True)
-class WeightsVolume:
-    """The claim holding the weights in the model's namespace, and the model's folder inside it."""
-
-    claim: str
-    sub_path: str
 
 
 def pod_labels(model: ModelArgs, variant: VariantArgs) -> dict[str, str]:
@@ -77,10 +70,11 @@ def server_args(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume |
 
 def simulator_profile(variant: VariantArgs) -> list[str]:
     """A small replica of the variant's accelerator: concurrency and speed keep the ratios between variants, so a
-    laptop load generator saturates the cheap variant first and the autoscaler has something to do."""
-    prior = ACCELERATORS.get(variant.accelerator_type)
-    step_ms = prior.decode_step_ms if prior else 25.0
-    capacity = prior.profile().rate_at_itl(0.1, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS) if prior else 2.0
+    laptop load generator saturates the cheap variant first and the autoscaler has something to do. An unknown
+    accelerator type replicates the one the autoscaler assumes for it."""
+    prior = ACCELERATORS.get(variant.accelerator_type, ACCELERATORS[FALLBACK_ACCELERATOR])
+    capacity = prior.profile().rate_at_itl(CAPACITY_RPS_ITL_S, PRIOR_PROMPT_TOKENS, PRIOR_OUTPUT_TOKENS)
+    step_ms = prior.decode_step_ms
     return [
         "--max-num-seqs",
         str(max(2, math.ceil(capacity * 4))),
@@ -144,7 +138,7 @@ def pod_spec(model: ModelArgs, variant: VariantArgs, weights: WeightsVolume | No
     # Weights fetched by id land in /tmp: no size limit then; otherwise room for compile caches.
     tmp_size = {} if variant.uses_gpus and not weights else {"sizeLimit": "20Gi" if variant.uses_gpus else "64Mi"}
     spec: dict[str, Any] = {
-        "securityContext": restricted_pod(SERVER_UID),
+        "securityContext": restricted_pod(WEIGHTS_UID),
         "containers": [server_container(model, variant, weights)],
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,

@@ -16,7 +16,7 @@ from autoscaler.api import (
     SERVING_PORT_NAME,
     VARIANT_LABEL,
 )
-from components.inference_pool import PICKER_LABEL, PICKER_METRICS_PORT_NAME
+from components.model_serving.inference_pool import PICKER_LABEL, PICKER_METRICS_PORT_NAME
 
 # Job labels of the two kinds of targets, set explicitly so that they do not depend on the monitor's namespace.
 MODEL_SERVER_JOB = "llm-model-servers"

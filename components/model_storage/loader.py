@@ -1,58 +1,34 @@
 """Weights into the volume: per model an idempotent loader Job, and optionally a warmup on every GPU node.
 
 Both run `scripts/model_loader.py` (shipped in a ConfigMap) on a plain Python image, with the model namespace's
-`llm-models` claim mounted; they reach the volume through the JuiceFS mount pod, never the servers behind it.
+weights claim mounted; they reach the volume through the JuiceFS mount pod, never the servers behind it.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import AnyHttpUrl, Field, SecretStr
 
-from components.args import GPU_TOLERATION, ArgsModel, DnsLabel
+from components.args import GPU_TOLERATION
 from components.kube import PINNED_BY_TAG, RESTRICTED_CONTAINER, checkov_skips, labels, manifest, restricted_pod
+from components.model_serving.args import ModelArgs
+from components.model_storage.args import LoaderArgs, ModelWeightsArgs
+from components.model_storage.volume import MODELS_CLAIM, MODELS_MOUNT, WEIGHTS_UID
 from components.pins import PYTHON_IMAGE
-
-if TYPE_CHECKING:
-    from components.model_serving import ModelArgs
 
 SCRIPTS = Path(__file__).parent / "scripts"
 LOADER_SCRIPT = "model_loader.py"
-LOADER_UID = 10001  # the model servers' UID: what the loader writes, they read
+LOADER_CONFIG_MAP = "model-loader"
 HF_TOKEN_SECRET = "hf-token"
-MOUNT = "/models"
-# Weights, config and tokenizer in the formats vLLM and TGI load; not the duplicate PyTorch .bin or original/.pth.
-DEFAULT_INCLUDE = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
 # How long warmup pods wait for the loader Job to finish a download.
 WARMUP_WAIT_SECONDS = 6 * 3600
-
-
-class LoaderArgs(ArgsModel):
-    """How weights get into the volume; entries of `modelStorage.models` override these per model."""
-
-    skip_download: bool = False  # air-gapped clusters: users copy the weights themselves
-    warmup: bool = False  # read the weights on every GPU node once downloaded, filling its JuiceFS cache
-    hf_endpoint: AnyHttpUrl = AnyHttpUrl("https://huggingface.co")
-    hf_token: SecretStr | None = None
-    include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE), min_length=1)
-
-
-class ModelWeightsArgs(ArgsModel):
-    name: DnsLabel  # a models[].name
-    revision: str = Field("main", pattern=r"^[A-Za-z0-9._/-]+$")
-    skip_download: bool | None = None
-    warmup: bool | None = None
-    include: list[str] | None = Field(None, min_length=1)
 
 
 def script_config_map(
     resource_name: str, name: str, namespace: pulumi.Input[str], script: str, opts: pulumi.ResourceOptions
 ) -> k8s.core.v1.ConfigMap:
-    """A script of components/scripts as the file a Job runs: the tests run the very same file."""
+    """A script of `scripts/` as the file a Job runs: the tests run the very same file."""
     return k8s.core.v1.ConfigMap(
         resource_name,
         metadata=manifest({"name": name, "namespace": namespace, "labels": labels("model-storage")}),
@@ -69,7 +45,7 @@ def pod_spec(
     return {
         "restartPolicy": restart,
         "automountServiceAccountToken": False,
-        "securityContext": {**restricted_pod(LOADER_UID), "fsGroupChangePolicy": "OnRootMismatch"},
+        "securityContext": {**restricted_pod(WEIGHTS_UID), "fsGroupChangePolicy": "OnRootMismatch"},
         "initContainers": [{"resources": small, "imagePullPolicy": "Always", **c} for c in init],
         "containers": [{"securityContext": RESTRICTED_CONTAINER, "imagePullPolicy": "Always", **container}],
         "volumes": volumes,
@@ -108,15 +84,15 @@ def job(
 
 def _volumes() -> list[dict[str, Any]]:
     return [
-        {"name": "models", "persistentVolumeClaim": {"claimName": "llm-models"}},
-        {"name": "scripts", "configMap": {"name": "model-loader"}},
+        {"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM}},
+        {"name": "scripts", "configMap": {"name": LOADER_CONFIG_MAP}},
         {"name": "tmp", "emptyDir": {}},
     ]
 
 
 def _mounts(read_only: bool) -> list[dict[str, Any]]:
     return [
-        {"name": "models", "mountPath": MOUNT, "readOnly": read_only},
+        {"name": "models", "mountPath": MODELS_MOUNT, "readOnly": read_only},
         {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
@@ -144,7 +120,7 @@ class ModelLoader(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         shared: list[pulumi.Resource] = []
         if loads or warms:
-            shared.append(script_config_map(f"{name}-script", "model-loader", namespace, LOADER_SCRIPT, child))
+            shared.append(script_config_map(f"{name}-script", LOADER_CONFIG_MAP, namespace, LOADER_SCRIPT, child))
         if loads and args.hf_token is not None:
             token = pulumi.Output.secret(args.hf_token.get_secret_value())
             meta = {"name": HF_TOKEN_SECRET, "namespace": namespace, "labels": labels("model-storage")}
@@ -174,7 +150,7 @@ class ModelLoader(pulumi.ComponentResource):
         """Not awaited: a 70B download takes longer than `pulumi up` should; `kubectl logs job/...` follows it."""
         include = (override.include if override and override.include else None) or args.include
         command = ["python", f"/scripts/{LOADER_SCRIPT}", "download", "--repo", model.model_id]
-        command += ["--revision", override.revision if override else "main", "--dest", f"{MOUNT}/{path}"]
+        command += ["--revision", override.revision if override else "main", "--dest", f"{MODELS_MOUNT}/{path}"]
         command += [part for pattern in include for part in ("--include", pattern)]
         env: list[dict[str, Any]] = [
             {"name": "HF_ENDPOINT", "value": str(args.hf_endpoint).rstrip("/")},
@@ -217,7 +193,7 @@ class ModelLoader(pulumi.ComponentResource):
         warm = {
             "name": "warm",
             "image": PYTHON_IMAGE,
-            "command": ["python", f"/scripts/{LOADER_SCRIPT}", "warm", "--dest", f"{MOUNT}/{path}", *wait],
+            "command": ["python", f"/scripts/{LOADER_SCRIPT}", "warm", "--dest", f"{MODELS_MOUNT}/{path}", *wait],
             "securityContext": RESTRICTED_CONTAINER,
             "resources": small,
             "volumeMounts": _mounts(read_only=True),

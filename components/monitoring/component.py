@@ -6,11 +6,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
-from pydantic import Field
 
-from components import dashboards
-from components.args import ArgsModel, DnsLabel, Duration, Quantity
 from components.kube import (
+    deny_ingress,
     helm_release,
     labels,
     manifest,
@@ -19,10 +17,12 @@ from components.kube import (
     network_policy,
     resources,
 )
-from components.model_serving import ModelArgs
+from components.model_serving.args import ModelArgs
+from components.monitoring import dashboards
+from components.monitoring.args import MonitoringArgs
+from components.monitoring.rules import alert_settings, rule_groups
+from components.monitoring.scraping import pod_monitors
 from components.pins import DCGM_DASHBOARD_GNET_ID, DCGM_DASHBOARD_REVISION, KUBE_PROMETHEUS_STACK
-from components.rules import AlertSettings, rule_groups
-from components.scraping import pod_monitors
 
 # The chart names its Services after the release (it contains the chart's name, so no suffix is added).
 PROMETHEUS_SERVICE = f"{KUBE_PROMETHEUS_STACK.release}-prometheus"
@@ -37,22 +37,6 @@ DASHBOARD_LABEL_VALUE = "1"
 DASHBOARD_PROVIDER = "gpu"
 PROMETHEUS_DATASOURCE = "Prometheus"
 SMALL_CONTAINER = resources(("10m", "200m"), ("32Mi", "256Mi"))  # sidecars and one-shot Jobs
-
-
-class MonitoringArgs(ArgsModel):
-    enabled: bool = True
-    namespace: DnsLabel = "monitoring"
-    retention: Duration = "15d"
-    storage_size: Quantity = "50Gi"
-    storage_class: str | None = None
-    scrape_interval: Duration = "15s"
-    grafana: bool = True
-    # Used by recording rules and alerts when a model does not state its own.
-    default_ttft_slo_seconds: float = Field(2.0, gt=0)
-    # Mean KV-cache usage of a variant that counts as saturated (alert after 10 minutes).
-    kv_cache_alert_threshold: float = Field(0.9, gt=0, le=1)
-    # Where the alerts' runbook links point; each alert appends its own anchor.
-    runbook_url: str = Field("README.md", min_length=1)
 
 
 def ingress_spec(query_namespaces: Sequence[str]) -> dict[str, Any]:
@@ -72,10 +56,6 @@ def prometheus_url(namespace_name: str) -> str:
 
 def grafana_url(namespace_name: str) -> str:
     return f"http://{GRAFANA_SERVICE}.{namespace_name}.svc:{GRAFANA_PORT}"
-
-
-def alert_settings(args: MonitoringArgs) -> AlertSettings:
-    return AlertSettings(args.default_ttft_slo_seconds, args.kv_cache_alert_threshold, args.runbook_url)
 
 
 def prometheus_values(args: MonitoringArgs, models: Sequence[ModelArgs]) -> dict[str, Any]:
@@ -173,9 +153,7 @@ class Monitoring(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = namespace(f"{name}-namespace", args.namespace, "monitoring", "privileged", child)
         ns = self.namespace.metadata.name
-        network_policy(
-            f"{name}-deny-ingress", ns, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}, child
-        )
+        deny_ingress(f"{name}-deny-ingress", ns, child)
         network_policy(f"{name}-allow", ns, "allow-monitoring-flows", ingress_spec(query_namespaces), child)
         before_release: list[pulumi.Resource] = []
         self.grafana_admin_password: pulumi.Output[str] | None = None

@@ -1,5 +1,5 @@
 """Grafana dashboards of the platform, built from small functions (no copied JSON) and loaded by Grafana's
-sidecar from labelled ConfigMaps. Their queries read the recorded series of components/rules.py."""
+sidecar from labelled ConfigMaps. Their queries read the recorded series of `rules`."""
 
 import json
 from typing import Any
@@ -10,8 +10,8 @@ from autoscaler.api import (
     METRIC_DESIRED_REPLICAS,
     METRIC_METRICS_AVAILABLE,
 )
-from components import rules
-from components.scraping import MODEL_SERVER_JOB
+from components.monitoring import rules
+from components.monitoring.scraping import MODEL_SERVER_JOB
 
 # kube-prometheus-stack provisions its Prometheus data source with this uid.
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}

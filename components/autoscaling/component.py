@@ -8,12 +8,11 @@ to a prebuilt image (autoscaler/Dockerfile) for clusters that cannot reach PyPI.
 
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import AnyHttpUrl, Field, IPvAnyNetwork
 
 import autoscaler
 from autoscaler.api import (
@@ -25,13 +24,11 @@ from autoscaler.api import (
     PLURAL,
     THRESHOLDS_CONFIGMAP,
     VERSION,
-    ThresholdOverride,
-    Thresholds,
     spec_from_stack_model,
     thresholds_configmap,
 )
 from autoscaler.crd import custom_resource_definition
-from components.args import ArgsModel, DnsLabel, PinnedImage
+from components.autoscaling.args import AutoscalerArgs
 from components.kube import (
     DNS_EGRESS,
     PINNED_BY_TAG,
@@ -45,7 +42,7 @@ from components.kube import (
     network_policy,
     restricted_pod,
 )
-from components.model_serving import ModelArgs
+from components.model_serving.args import ModelArgs
 from components.pins import PYTHON_IMAGE
 
 PACKAGE = Path(autoscaler.__file__).parent
@@ -54,32 +51,8 @@ PACKAGE = Path(autoscaler.__file__).parent
 NOT_SHIPPED = ("bench.py", "crd.py")
 LEASE_NAME = "llm-platform-autoscaler"
 AUTOSCALER_UID = 65532
+CODE_CONFIG_MAP = f"{AUTOSCALER_APP}-code"
 API_TOKEN = "CKV_K8S_38=the autoscaler calls the Kubernetes API with its service account token"
-
-
-class PrometheusAccess(ArgsModel):
-    """Credentials for a Prometheus (or Thanos) that is not the platform's own, as existing objects."""
-
-    ca_config_map: str | None = None  # key ca.crt
-    token_secret: str | None = None  # key token
-    basic_auth_secret: str | None = None  # keys username and password
-
-
-class AutoscalerArgs(ArgsModel):
-    enabled: bool = True
-    namespace: DnsLabel = "wva-system"
-    mode: Literal["default", "wva-v1"] = "default"
-    interval_seconds: int = Field(30, ge=5, le=600)
-    dry_run: bool = False
-    replicas: int = Field(2, ge=1, le=5)
-    # Defaults to the monitoring stack's Prometheus; required when monitoring is disabled.
-    prometheus_url: AnyHttpUrl | None = None
-    prometheus_access: PrometheusAccess = PrometheusAccess()
-    image: PinnedImage | None = None
-    # The API server's addresses (`kubectl get endpoints kubernetes`); empty: any address on its ports.
-    api_server_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
-    thresholds: Thresholds = Thresholds()
-    overrides: list[ThresholdOverride] = Field(default_factory=list)
 
 
 # Exactly the calls autoscaler/kube.py makes; tests assert there is no wildcard.
@@ -174,7 +147,7 @@ class Autoscaler(pulumi.ComponentResource):
         code = package_files()
         if args.image is None:
             k8s.core.v1.ConfigMap(
-                f"{name}-code", metadata=manifest({**meta, "name": f"{AUTOSCALER_APP}-code"}), data=code, opts=in_ns
+                f"{name}-code", metadata=manifest({**meta, "name": CODE_CONFIG_MAP}), data=code, opts=in_ns
             )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -348,7 +321,7 @@ def deployment_spec(args: AutoscalerArgs, prometheus_url: str, code: dict[str, s
             }
         ]
         pod["volumes"] += [
-            {"name": "code", "configMap": {"name": f"{AUTOSCALER_APP}-code"}},
+            {"name": "code", "configMap": {"name": CODE_CONFIG_MAP}},
             {"name": "deps", "emptyDir": {"sizeLimit": "256Mi"}},
         ]
     return {

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoscaler.api import METRIC_CAPACITY_LIMITED, METRIC_LAST_RECONCILE, METRIC_METRICS_AVAILABLE
-from components.model_serving import ModelArgs
-from components.scraping import AUTOSCALER_JOB, MODEL, MODEL_SERVER_JOB, VARIANT
+from components.model_serving.args import ModelArgs
+from components.monitoring.args import MonitoringArgs
+from components.monitoring.scraping import AUTOSCALER_JOB, MODEL, MODEL_SERVER_JOB, VARIANT
 
 BY_VARIANT = f"namespace, {MODEL}, {VARIANT}"
 BY_MODEL = f"namespace, {MODEL}"
@@ -41,6 +42,10 @@ class AlertSettings:
     default_ttft_slo_seconds: float
     kv_cache_saturation: float
     runbook_url: str
+
+
+def alert_settings(args: MonitoringArgs) -> AlertSettings:
+    return AlertSettings(args.default_ttft_slo_seconds, args.kv_cache_alert_threshold, args.runbook_url)
 
 
 def ttft_slo_seconds(model: ModelArgs, default: float) -> float:

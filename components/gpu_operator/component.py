@@ -1,34 +1,16 @@
 """The NVIDIA GPU Operator: drivers, container toolkit, device plugin, GPU Feature Discovery and DCGM exporter."""
 
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
-from pydantic import Field
 
-from components.args import GPU_TOLERATION, ArgsModel, DnsLabel, Duration, Toleration
+from components.args import GPU_TOLERATION
+from components.gpu_operator.args import GpuOperatorArgs
 from components.kube import helm_release, namespace
 from components.pins import GPU_OPERATOR
 
 TIME_SLICING_CONFIG = "time-slicing"
 RUNTIME_DEFAULT_SECCOMP = {"seccompProfile": {"type": "RuntimeDefault"}}
-
-
-class TimeSlicing(ArgsModel):
-    """Share each GPU between this many pods (no memory isolation: for dev and small models only)."""
-
-    replicas: int = Field(ge=2, le=64)
-
-
-class GpuOperatorArgs(ArgsModel):
-    enabled: bool = True
-    namespace: DnsLabel = "gpu-operator"
-    driver: Literal["operator", "preinstalled"] = "operator"
-    toolkit: bool = True
-    mig_strategy: Literal["none", "single", "mixed"] = "single"
-    time_slicing: TimeSlicing | None = None
-    dcgm_scrape_interval: Duration = "15s"
-    # Taints of GPU nodes besides nvidia.com/gpu:NoSchedule, which is always tolerated.
-    tolerations: list[Toleration] = Field(default_factory=list)
 
 
 def gpu_operator_values(args: GpuOperatorArgs, monitor_labels: dict[str, str] | None) -> dict[str, Any]:

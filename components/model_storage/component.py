@@ -1,132 +1,40 @@
 """Model storage: JuiceFS on a Redis-protocol metadata engine and an S3-compatible store, one RWX claim per
 model namespace, and a loader that puts each model's weights in it.
 
-Model servers mount the claim `MODELS_CLAIM` in their namespace and serve from `weights_path(model_id)` inside it,
-after `ModelStorage.serving_dependencies`.
+Model servers mount the claim `volume.MODELS_CLAIM` in their namespace and serve from `volume.weights_path(model_id)`
+inside it, after `ModelStorage.serving_dependencies`.
 """
 
-from __future__ import annotations
-
 import json
-import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
-from components.args import GPU_TOLERATION, ArgsModel, DnsLabel, Quantity, problems
-from components.kube import RESTRICTED_CONTAINER, helm_release, labels, manifest, namespace, network_policy
+from components.args import GPU_TOLERATION
+from components.kube import RESTRICTED_CONTAINER, deny_ingress, helm_release, labels, manifest, namespace
+from components.model_serving.args import ModelArgs
+from components.model_storage.args import CacheArgs, ModelStorageArgs, RedisArgs
+from components.model_storage.backends import (
+    CLIENT_LABEL,
+    Backend,
+    S3Keys,
+    juicefs_clients,
+    minio,
+    s3_keys,
+    seaweedfs,
+)
+from components.model_storage.backends import valkey as valkey_server
+from components.model_storage.loader import ModelLoader, job, script_config_map
+from components.model_storage.volume import MODELS_CLAIM, weights_path
 from components.pins import JUICEFS_CSI, JUICEFS_MOUNT_IMAGE, PYTHON_IMAGE
-from components.storage_backends import CLIENT_LABEL, Backend, S3Keys, juicefs_clients, minio, s3_keys, seaweedfs
-from components.storage_backends import valkey as valkey_server
-from components.storage_loader import LoaderArgs, ModelLoader, ModelWeightsArgs, job, script_config_map
 
-if TYPE_CHECKING:  # model_serving may import this module's claim name and paths
-    from components.model_serving import ModelArgs
-
-MODELS_CLAIM = "llm-models"
 STORAGE_CLASS = "juicefs-sc"
 VOLUME_NAME = "llm-models"  # the JuiceFS file system's name
 VOLUME_SECRET = "juicefs-volume"
 CSI_NAMESPACE = "kube-system"  # the CSI driver's priority classes are reserved to kube-system on many clusters
 FORMAT_SCRIPT = "juicefs_format.py"
-# Hugging Face repository ids: `org/name` of letters, digits, `.`, `_` and `-`; also a safe path in the volume.
-REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
-
-
-def weights_path(model_id: str) -> str:
-    """Where a model's weights live inside the claim: its repository id, e.g. `meta-llama/Llama-2-70b-chat-hf`."""
-    if not re.fullmatch(REPO_ID, model_id) or ".." in model_id:
-        raise ValueError(f"not a Hugging Face repository id: {model_id!r}")
-    return model_id
-
-
-class RedisArgs(ArgsModel):
-    """JuiceFS metadata: Valkey in the cluster, or an external Redis (its password set as a Pulumi secret)."""
-
-    kind: Literal["valkey", "external"] = "valkey"
-    url: str | None = Field(None, pattern=r"^rediss?://[^:@/]+(:[0-9]+)?(/[0-9]+)?$")
-    password: SecretStr | None = None
-    storage_size: Quantity = "10Gi"
-    memory_mib: int = Field(2048, ge=256)
-
-    @model_validator(mode="after")
-    def _url_only_for_external(self) -> RedisArgs:
-        found = []
-        if (self.kind == "external") != (self.url is not None):
-            found.append(("url", "required when kind is external, and only then (redis://host:port/db)"))
-        if self.kind != "external" and self.password is not None:
-            found.append(("password", "only for kind external: the in-cluster password is generated"))
-        if found:
-            raise problems(found)
-        return self
-
-
-class ObjectStoreArgs(ArgsModel):
-    """Where JuiceFS keeps its data blocks. SeaweedFS by default: MinIO's community images are gone."""
-
-    kind: Literal["seaweedfs", "minio", "external"] = "seaweedfs"
-    endpoint: AnyHttpUrl | None = None
-    bucket: DnsLabel = "llm-models"
-    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$")
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    # Disk of the in-cluster store; defaults to the volume size.
-    storage_size: Quantity | None = None
-
-    @model_validator(mode="after")
-    def _endpoint_only_for_external(self) -> ObjectStoreArgs:
-        external = self.kind == "external"
-        found = []
-        if external != (self.endpoint is not None):
-            found.append(("endpoint", "required when kind is external, and only then"))
-        for key, value in (("accessKey", self.access_key), ("secretKey", self.secret_key)):
-            if external and value is None:
-                found.append((key, "required when kind is external (set it as a Pulumi secret)"))
-            if not external and value is not None:
-                found.append((key, "only for kind external: in-cluster keys are generated"))
-        if found:
-            raise problems(found)
-        return self
-
-
-class CacheArgs(ArgsModel):
-    """JuiceFS client cache on each GPU node, sized for large read-mostly weight files."""
-
-    dir: str = Field("/var/jfsCache", pattern=r"^/")
-    size_mib: int = Field(102400, ge=1024)
-    buffer_size_mib: int = Field(1024, ge=64)
-    prefetch: int = Field(3, ge=0, le=64)
-
-
-class ModelStorageArgs(ArgsModel):
-    enabled: bool = True
-    namespace: DnsLabel = "storage"
-    volume_size: Quantity = "100Gi"
-    redis: RedisArgs = RedisArgs()
-    object_store: ObjectStoreArgs = ObjectStoreArgs()
-    cache: CacheArgs = CacheArgs()
-    loader: LoaderArgs = LoaderArgs()
-    models: list[ModelWeightsArgs] = Field(default_factory=list)
-
-
-def storage_problems(args: ModelStorageArgs, models: list[ModelArgs]) -> list[tuple[str, str]]:
-    """What the stack config must also agree on: per-model entries name a model, model ids make folder names."""
-    if not args.enabled:
-        return []
-    names = {m.name for m in models}
-    found = [
-        (f"modelStorage.models[{i}].name", f"no model named '{entry.name}'")
-        for i, entry in enumerate(args.models)
-        if entry.name not in names
-    ]
-    found += [
-        (f"models[{i}].modelID", "must be a Hugging Face repository id (org/name): it names the weights' folder")
-        for i, m in enumerate(models)
-        if not re.fullmatch(REPO_ID, m.model_id) or ".." in m.model_id
-    ]
-    return found
+FORMAT_CONFIG_MAP = "juicefs-format-script"
 
 
 def volume_settings(
@@ -191,9 +99,7 @@ class ModelStorage(pulumi.ComponentResource):
         ns = self.namespace.metadata.name
         in_ns = self._opts(self.namespace)
         clients = juicefs_clients([CSI_NAMESPACE, args.namespace])
-        network_policy(
-            f"{name}-deny-ingress", ns, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}, in_ns
-        )
+        deny_ingress(f"{name}-deny-ingress", ns, in_ns)
         metadata = self._metadata(name, args.redis, ns, clients, in_ns)
         keys, store = self._object_store(name, args, ns, clients, in_ns)
         bucket = pulumi.Output.concat(store.url, "/", args.object_store.bucket)
@@ -273,7 +179,7 @@ class ModelStorage(pulumi.ComponentResource):
     ) -> k8s.batch.v1.Job:
         """Awaited: the CSI driver (whose mount pods would each try to format) starts only once this succeeded."""
         scripts = script_config_map(
-            f"{name}-format-script", "juicefs-format-script", ns, FORMAT_SCRIPT, self._opts(self.namespace)
+            f"{name}-format-script", FORMAT_CONFIG_MAP, ns, FORMAT_SCRIPT, self._opts(self.namespace)
         )
         command = [
             "python",
@@ -308,7 +214,7 @@ class ModelStorage(pulumi.ComponentResource):
         }
         volumes = [
             {"name": "settings", "secret": {"secretName": VOLUME_SECRET}},
-            {"name": "scripts", "configMap": {"name": "juicefs-format-script"}},
+            {"name": "scripts", "configMap": {"name": FORMAT_CONFIG_MAP}},
             {"name": "bin", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
         ]

@@ -6,6 +6,7 @@ trusted; every hold says why in the object's status and, when it starts, in a Wa
 per change and per hold (again only when its cause changes or clears), in `autoscaler.telemetry`'s format.
 """
 
+import functools
 import logging
 import re
 import time
@@ -26,7 +27,7 @@ from autoscaler.api import (
 from autoscaler.engine import Decision, Memory, Mode, Tuning, VariantStatus, decide
 from autoscaler.failures import kubernetes_problem, log_failure, prometheus_problem
 from autoscaler.kube import Kube
-from autoscaler.metrics import PrometheusAuth, Query, Snapshot, collect
+from autoscaler.metrics import PrometheusAuth, Queries, Query, Snapshot, collect
 from autoscaler.observe import DeploymentState, ServingPod, observation, variant_status
 from autoscaler.priors import variant_spec
 from autoscaler.telemetry import Telemetry
@@ -44,6 +45,11 @@ class Settings:
     retention_s: int = 600
     stale_after_s: float = 60.0
     prometheus: PrometheusAuth = LOCAL_PROMETHEUS  # where `query` asks: named when it fails
+
+    @functools.cached_property
+    def queries(self) -> Queries:
+        """The PromQL of a pass: counters over the engine's feedback window and the idle check's retention."""
+        return Queries(feedback_window_s=Tuning().feedback_window_s, retention_s=self.retention_s)
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ class Controller:
         pods = by_variant(self.kube.serving_pods(self.clock()))
         hpas = self.kube.hpa_targets()
         try:
-            return World(deployments, pods, hpas, collect(self.query, f"{self.settings.retention_s}s", self.clock))
+            return World(deployments, pods, hpas, collect(self.query, self.settings.queries, self.clock))
         except Exception as error:  # any Prometheus failure: every model holds
             self.telemetry.errors.labels("prometheus").inc()
             log.debug("Prometheus queries failed", exc_info=True)

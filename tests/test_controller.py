@@ -20,14 +20,7 @@ from autoscaler.api import METRIC_VARIANT_CAPACITY, THRESHOLDS_CONFIGMAP, servin
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
-from autoscaler.metrics import (
-    HISTOGRAMS_QUERY,
-    QUERIES,
-    RETENTION_QUERY,
-    SHAPE_QUERY,
-    UPSTREAM_QUERY,
-    PrometheusAuth,
-)
+from autoscaler.metrics import PrometheusAuth
 from autoscaler.observe import variant_status
 from tests.conftest import stack_config
 from tests.kube_standin import Cluster, Fault, running
@@ -37,6 +30,7 @@ MODEL = stack_config("prod")["models"][0]
 MODEL_ID = MODEL["modelID"]
 VARIANTS = [v["name"] for v in MODEL["variants"]]
 NOW = 1_000_000.0
+QUERIES = Settings(namespace="wva-system").queries
 
 
 class Prometheus:
@@ -54,17 +48,17 @@ class Prometheus:
         self.queries.append(promql)
         if self.down:
             raise ConnectionError("connection refused")
-        if promql.startswith(RETENTION_QUERY.split("(")[0]) and "increase" in promql:
+        if promql == QUERIES.retention:
             return [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.retention)]}]
-        if promql in (HISTOGRAMS_QUERY, SHAPE_QUERY):
+        if promql in (QUERIES.histograms, QUERIES.shape):
             return []
-        if promql == UPSTREAM_QUERY:
+        if promql == QUERIES.upstream:
             return (
                 [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.upstream)]}]
                 if self.upstream is not None
                 else []
             )
-        name = next(n for n, q in QUERIES.items() if q == promql)
+        name = next(n for n, q in QUERIES.per_pod.items() if q.promql == promql)
         out = []
         for pod, values in self.pods.items():
             labels = {"namespace": NS, "pod": pod, "model_name": self.model_name}
@@ -153,7 +147,7 @@ def test_saturated_model_scales_the_cheapest_variant_through_the_scale_subresour
     assert status(cluster)["lastDecision"]["action"] == "scale-up"
     desired = {v["name"]: v["desiredReplicas"] for v in status(cluster)["variants"]}
     assert desired == {"llama-70b-l40s": 3, "llama-70b-a100": 0, "llama-70b-h100": 0}
-    assert len(prometheus.queries) == len(QUERIES) + 4
+    assert len(prometheus.queries) == len(QUERIES.per_pod) + 4
 
 
 def test_the_number_of_queries_does_not_grow_with_models(
@@ -165,7 +159,7 @@ def test_the_number_of_queries_does_not_grow_with_models(
         va["metadata"]["name"] = f"copy-{i}"
         cluster.put("variantautoscalings", va)
     ctl.reconcile()
-    assert len(prometheus.queries) == len(QUERIES) + 4
+    assert len(prometheus.queries) == len(QUERIES.per_pod) + 4
 
 
 def test_refuses_a_deployment_an_hpa_owns(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:

@@ -245,12 +245,13 @@ def _pods(answers: Iterable[tuple[PodQuery, Series]]) -> dict[PodKey, PodMetrics
     """The per-pod answers indexed by (namespace, pod); series without both labels are nobody's."""
     fields: dict[PodKey, dict[str, Any]] = {}
     for q, series in answers:
+        name, parse = q.field, q.parse
         for s in series:
             labels = s.get("metric", {})
             key = (labels.get("namespace", ""), labels.get("pod", ""))
             if all(key):
                 mine = fields.setdefault(key, {})
-                mine[q.field] = q.parse(mine.get(q.field), labels, s["value"][1])
+                mine[name] = parse(mine.get(name), labels, s["value"][1])
     return {key: PodMetrics(**f) for key, f in fields.items()}
 
 

@@ -274,34 +274,50 @@ class Controller:
     # --- act and report ----------------------------------------------------------------------------------------
 
     def _act(self, obj: Mapping[str, Any], model: Model, decision: Decision, now: float) -> list[str]:
-        """Scale each variant to its target; returns the failures, to report."""
-        ns, model_id = model.key[0], model.spec.model_id
-        failed: list[str] = []
+        """Scale each variant whose target moved; returns the failures, to report."""
         if decision.action == "hold":
-            return failed
+            return []
+        failed = []
         for name, target in decision.targets.items():
             before = model.status[name].desired
             if target == before:
                 continue
-            direction = "up" if target > before else "down"
-            self.telemetry.decisions.labels(model_id, ns, name, direction, decision.action).inc()
-            fields = {"model": model_id, "namespace": ns, "variant": name, "from": before, "to": target}
-            change = f"{model_id} in {ns}: {name} {before} -> {target} replicas"
-            deployment = model.refs[name]
-            if self.settings.dry_run:
-                log.info("dry run: %s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
-                continue
-            try:
-                if self.kube.scale(ns, deployment, target):
-                    log.info("%s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
-                    message = f"{deployment}: {before} -> {target} ({decision.reason})"
-                    self.kube.event(obj, "Normal", "Scaled", message, now)
-            except Exception as error:  # retried next cycle; the target is absolute, so a retry never doubles
-                self.telemetry.errors.labels("scale").inc()
-                problem = kubernetes_problem(error, self.kube.timeout) or str(error).replace("\n", " ")[:300]
-                log.warning("%s failed: %s; retrying next cycle", change, problem, extra={**fields, "reason": problem})
-                failed.append(f"{deployment}: {problem}")
+            failure = self._scale(obj, model, decision, variant=name, before=before, target=target, now=now)
+            if failure:
+                failed.append(failure)
         return failed
+
+    def _scale(
+        self,
+        obj: Mapping[str, Any],
+        model: Model,
+        decision: Decision,
+        *,
+        variant: str,
+        before: int,
+        target: int,
+        now: float,
+    ) -> str | None:
+        """One variant to its target (logged, not sent, in dry run); what failed, else None. The target is absolute,
+        so the retry next cycle never doubles a change."""
+        ns, model_id, deployment = model.key[0], model.spec.model_id, model.refs[variant]
+        direction = "up" if target > before else "down"
+        self.telemetry.decisions.labels(model_id, ns, variant, direction, decision.action).inc()
+        fields = {"model": model_id, "namespace": ns, "variant": variant, "from": before, "to": target}
+        change = f"{model_id} in {ns}: {variant} {before} -> {target} replicas"
+        if self.settings.dry_run:
+            log.info("dry run: %s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
+            return None
+        try:
+            if self.kube.scale(ns, deployment, target):
+                log.info("%s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
+                self.kube.event(obj, "Normal", "Scaled", f"{deployment}: {before} -> {target} ({decision.reason})", now)
+        except Exception as error:
+            self.telemetry.errors.labels("scale").inc()
+            problem = kubernetes_problem(error, self.kube.timeout) or str(error).replace("\n", " ")[:300]
+            log.warning("%s failed: %s; retrying next cycle", change, problem, extra={**fields, "reason": problem})
+            return f"{deployment}: {problem}"
+        return None
 
     def _report(
         self,

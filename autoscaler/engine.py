@@ -259,7 +259,16 @@ def _default(
     shape = _shape(obs, memory, tuning)
     usable = _usable(variants, obs, memory, shape, supply.limits, tuning)
     decision, memory = _planned(
-        usable.variants, thresholds, supply.placed, supply.pending, obs, memory, shape, supply.cold, now, tuning
+        usable.variants,
+        thresholds,
+        obs,
+        memory,
+        now,
+        tuning,
+        desired=supply.placed,
+        pending=supply.pending,
+        shape=shape,
+        cold=supply.cold,
     )
     decision = _within_limits(decision, desired, usable.variants, supply.limits, now)
     reason = decision.reason + f"; shape {shape.describe()}" + _work_note(usable.work)
@@ -530,23 +539,25 @@ def _seed(
 def _planned(
     variants: Sequence[VariantSpec],
     t: Thresholds,
-    desired: Mapping[str, int],
-    pending: int,
     obs: Observation,
     memory: Memory,
-    shape: Shape,
-    cold: Mapping[str, float],
     now: float,
     tuning: Tuning,
+    *,
+    desired: Mapping[str, int],
+    pending: int,
+    shape: Shape,
+    cold: Mapping[str, float],
 ) -> tuple[Decision, Memory]:
-    """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down."""
+    """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
+    `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
     modelled = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     capacity = {n: modelled[n] * corrections[n].factor for n in modelled}
     demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=capacity, cold=cold)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
-    if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):
+    if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):  # demand: never zero replicas
         best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
         plan[best.name] = 1
     reason = f"{demand.describe()}, plan capacity {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"

@@ -188,9 +188,13 @@ class VariantReplicas(ApiModel):
     generation_tokens_per_second: float | None = None
 
 
+ConditionType = Literal["MetricsAvailable", "TargetResolved", "Ready", "CapacityLimited"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
 class Condition(ApiModel):
-    type: Literal["MetricsAvailable", "TargetResolved", "Ready", "CapacityLimited"]
-    status: Literal["True", "False", "Unknown"]
+    type: ConditionType
+    status: ConditionStatus
     reason: str
     message: str
     last_transition_time: str

@@ -15,7 +15,6 @@ from kubernetes import client
 from autoscaler.api import spec_from_stack_model
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
-from autoscaler.metrics import QUERIES
 from autoscaler.observe import DeploymentState, ServingPod
 
 VARIANTS = (("l40s", "L40S", 5.0), ("a100", "A100-80GB", 20.0), ("h100", "H100", 40.0))
@@ -75,8 +74,8 @@ def prometheus_answers(kube: InMemoryKube) -> dict[str, list[dict[str, Any]]]:
     answers: dict[str, list[dict[str, Any]]] = {}
     values = {"kv": 0.4, "queue": 1.0, "running": 8.0, "throughput": 1.2, "itl": 0.05, "last_seen": NOW - 5}
     labels = {"model_name": "x", "num_gpu_blocks": "29000", "block_size": "16"}
-    for name, promql in QUERIES.items():
-        answers[promql] = [
+    for name, q in Settings(namespace="wva-system").queries.per_pod.items():
+        answers[q.promql] = [
             {"metric": {"namespace": p.namespace, "pod": p.name, **labels}, "value": [NOW, str(values.get(name, 1.0))]}
             for p in kube.pods
         ]

@@ -6,10 +6,11 @@ trusted; every hold says why in the object's status and, when it starts, in a Wa
 per change and per hold (again only when its cause changes or clears), in `autoscaler.telemetry`'s format.
 """
 
+import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +18,21 @@ from pydantic import ValidationError
 
 from autoscaler.api import (
     THRESHOLDS_CONFIGMAP,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    LastDecision,
     ThresholdOverride,
     Thresholds,
     VariantAutoscalingSpec,
+    VariantReplicas,
     parse_thresholds_configmap,
     thresholds_for,
 )
-from autoscaler.engine import Decision, Memory, Mode, Tuning, VariantStatus, decide
+from autoscaler.engine import Decision, Memory, Mode, Observation, Tuning, VariantStatus, decide
 from autoscaler.failures import kubernetes_problem, log_failure, prometheus_problem
 from autoscaler.kube import Kube
-from autoscaler.metrics import PrometheusAuth, Query, Snapshot, collect
+from autoscaler.metrics import PrometheusAuth, Queries, Query, Snapshot, collect
 from autoscaler.observe import DeploymentState, ServingPod, observation, variant_status
 from autoscaler.priors import variant_spec
 from autoscaler.telemetry import Telemetry
@@ -45,6 +51,11 @@ class Settings:
     stale_after_s: float = 60.0
     prometheus: PrometheusAuth = LOCAL_PROMETHEUS  # where `query` asks: named when it fails
 
+    @functools.cached_property
+    def queries(self) -> Queries:
+        """The PromQL of a pass: counters over the engine's feedback window and the idle check's retention."""
+        return Queries(feedback_window_s=Tuning().feedback_window_s, retention_s=self.retention_s)
+
 
 @dataclass(frozen=True)
 class World:
@@ -58,6 +69,21 @@ class World:
 
     def pods_of(self, ns: str, variants: Iterable[str]) -> list[ServingPod]:
         return [p for v in variants for p in self.pods.get((ns, v), [])]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One VariantAutoscaling as a pass read it: all its decision is made from."""
+
+    key: ObjectKey
+    spec: VariantAutoscalingSpec
+    refs: Mapping[str, str]  # variant -> its Deployment
+    unresolved: tuple[str, str] | None  # (reason, message) when a Deployment cannot be scaled
+    tuning: Tuning
+    pods: list[ServingPod]
+    status: Mapping[str, VariantStatus]
+    observed: Observation
+    metrics_problem: str | None
 
 
 def by_variant(pods: list[ServingPod]) -> dict[tuple[str, str], list[ServingPod]]:
@@ -77,7 +103,7 @@ class Controller:
     memory: dict[ObjectKey, Memory] = field(default_factory=dict)
     thresholds: tuple[Thresholds, list[ThresholdOverride]] = (Thresholds(), [])
     _bad_config: str | None = None
-    _conditions: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
+    _conditions: dict[ObjectKey, dict[str, ConditionStatus]] = field(default_factory=dict)  # status last seen
     _watched: dict[tuple[str, str], float] = field(default_factory=dict)  # (namespace, model id) -> first seen
     _holding: dict[ObjectKey, str] = field(default_factory=dict)  # the cause last logged, numbers left out
 
@@ -138,7 +164,7 @@ class Controller:
         pods = by_variant(self.kube.serving_pods(self.clock()))
         hpas = self.kube.hpa_targets()
         try:
-            return World(deployments, pods, hpas, collect(self.query, f"{self.settings.retention_s}s", self.clock))
+            return World(deployments, pods, hpas, collect(self.query, self.settings.queries, self.clock))
         except Exception as error:  # any Prometheus failure: every model holds
             self.telemetry.errors.labels("prometheus").inc()
             log.debug("Prometheus queries failed", exc_info=True)
@@ -148,34 +174,46 @@ class Controller:
     # --- one object --------------------------------------------------------------------------------------------
 
     def _reconcile_one(self, obj: Mapping[str, Any], world: World) -> None:
-        meta = obj["metadata"]
-        ns, key = meta["namespace"], (meta["namespace"], meta["name"])
+        """Read the model out of the pass's world, decide, act unless something holds it, report what was found."""
         now = self.clock()
-        try:
-            spec = VariantAutoscalingSpec.model_validate(obj.get("spec", {}))
-        except ValidationError as error:
-            invalid = str(error).replace("\n", " ")
-            self._report(obj, {"TargetResolved": ("False", "InvalidSpec", invalid)}, now, [])
-            self._log_hold(key, meta["name"], invalid)
+        spec = self._valid_spec(obj, now)
+        if spec is None:
             return
+        model = self._read_model(obj, spec, world, now)
+        decision, memory = self._decide(model, now)
+        metrics_problem = model.metrics_problem or (None if decision.metrics_available else decision.reason)
+        held = hold_cause(model.unresolved, metrics_problem)
+        self._log_hold(model.key, spec.model_id, held)
+        failed: list[str] = []
+        if held is None:
+            self.memory[model.key] = memory
+            failed = self._act(obj, model, decision, now)
+        at = timestamp(now)
+        conditions = [
+            target_condition(model.unresolved, deployments=len(model.refs), at=at),
+            metrics_condition(metrics_problem, reporting=len(model.observed.samples), at=at),
+            capacity_condition(decision.limited, at=at),
+            ready_condition(held=held, failed=failed, decision=decision, dry_run=self.settings.dry_run, at=at),
+        ]
+        rows = variant_rows(model.refs, model.status, decision.targets, measured(world.snapshot, model.pods))
+        self._report(obj, conditions, now, rows, decision)
+        self._export(model, decision, acted=held is None)
+
+    def _valid_spec(self, obj: Mapping[str, Any], now: float) -> VariantAutoscalingSpec | None:
+        """The object's spec; None once an invalid one is reported (it holds until it is fixed)."""
+        try:
+            return VariantAutoscalingSpec.model_validate(obj.get("spec", {}))
+        except ValidationError as error:
+            meta = obj["metadata"]
+            invalid = str(error).replace("\n", " ")
+            self._report(obj, [invalid_spec_condition(invalid, at=timestamp(now))], now, [])
+            self._log_hold((meta["namespace"], meta["name"]), meta["name"], invalid)
+            return None
+
+    def _read_model(self, obj: Mapping[str, Any], spec: VariantAutoscalingSpec, world: World, now: float) -> Model:
+        meta = obj["metadata"]
+        ns = meta["namespace"]
         refs = {v.name: v.scale_target_ref.name for v in spec.variants}
-        missing = [r for r in refs.values() if (ns, r) not in world.deployments]
-        owned = [r for r in refs.values() if (ns, r) in world.hpa_targets]
-        conditions: dict[str, tuple[str, str, str]] = {}
-        if missing:
-            conditions["TargetResolved"] = (
-                "False",
-                "DeploymentNotFound",
-                f"no Deployment {', '.join(missing)} in namespace {ns}",
-            )
-        elif owned:
-            conditions["TargetResolved"] = (
-                "False",
-                "OwnedByHPA",
-                f"a HorizontalPodAutoscaler targets {', '.join(owned)}: remove it or this VariantAutoscaling",
-            )
-        else:
-            conditions["TargetResolved"] = ("True", "Resolved", f"{len(refs)} Deployments found")
         tuning = Tuning(
             tpot_slo_s=spec.slo.tpot_seconds,
             ttft_slo_s=spec.slo.ttft_seconds,
@@ -183,60 +221,41 @@ class Controller:
             stale_after_s=self.settings.stale_after_s,
         )
         pods = world.pods_of(ns, refs)
-        status = variant_status(refs, ns, world.deployments, pods, tuning.node_allowance_s)
-        watched_since = self._watched.setdefault((ns, spec.model_id), now)
-        observed, metrics_problem = observation(
-            spec,
-            ns,
-            pods,
-            world.snapshot,
-            world.prometheus_error,
-            now - watched_since,
-            self.settings.retention_s,
-            now,
+        watched_for_s = now - self._watched.setdefault((ns, spec.model_id), now)
+        observed, problem = observation(
+            spec, ns, pods, world.snapshot, world.prometheus_error, watched_for_s, self.settings.retention_s, now
         )
-        thresholds = thresholds_for(spec.model_id, ns, *self.thresholds)
-        variants = [variant_spec(v) for v in spec.variants]
-        decision, memory = decide(
-            self.settings.mode, variants, thresholds, status, observed, self.memory.get(key, Memory()), now, tuning
+        return Model(
+            key=(ns, meta["name"]),
+            spec=spec,
+            refs=refs,
+            unresolved=unresolved_target(
+                namespace=ns, targets=list(refs.values()), deployments=world.deployments, hpa_targets=world.hpa_targets
+            ),
+            tuning=tuning,
+            pods=pods,
+            status=variant_status(refs, ns, world.deployments, pods, tuning.node_allowance_s),
+            observed=observed,
+            metrics_problem=problem,
         )
-        metrics_problem = metrics_problem or (None if decision.metrics_available else decision.reason)
-        if metrics_problem:
-            conditions["MetricsAvailable"] = ("False", "MetricsUnavailable", f"{metrics_problem}; holding replicas")
-        else:
-            conditions["MetricsAvailable"] = ("True", "MetricsFresh", f"{len(observed.samples)} replicas reporting")
-        unresolved = conditions["TargetResolved"][2] if conditions["TargetResolved"][0] == "False" else None
-        held = "; ".join(c for c in (unresolved, metrics_problem) if c)
-        self._log_hold(key, spec.model_id, held or None)
-        conditions["CapacityLimited"] = capacity_condition(decision.limited)
-        failed = []
-        if not held:
-            self.memory[key] = memory
-            failed = self._act(obj, spec, refs, status, decision, now)
-        mode = "dry run: " if self.settings.dry_run else ""
-        if held:
-            conditions["Ready"] = ("False", "Holding", f"holding replicas: {held}")
-        elif failed:
-            conditions["Ready"] = ("False", "ScaleFailed", f"retrying next cycle: {'; '.join(failed)}")
-        else:
-            conditions["Ready"] = ("True", "Reconciled", f"{mode}{decision.action}: {decision.reason}")
-        measured = self._measured(spec, ns, world)
-        rows = [(n, status.get(n), decision.targets.get(n), measured.get(n, {})) for n in refs]
-        self._report(obj, conditions, now, rows, decision)
-        self._export(spec, ns, status, decision, acted=not held)
+
+    def _decide(self, model: Model, now: float) -> tuple[Decision, Memory]:
+        thresholds = thresholds_for(model.spec.model_id, model.key[0], *self.thresholds)
+        variants = [variant_spec(v) for v in model.spec.variants]
+        memory = self.memory.get(model.key, Memory())
+        return decide(self.settings.mode, variants, thresholds, model.status, model.observed, memory, now, model.tuning)
 
     def _hold_unread(self, obj: Mapping[str, Any], problem: str) -> None:
         """The cluster could not be read: hold, and say so where the object's status can still be written."""
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
-        conditions = {
-            c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
-            for c in obj.get("status", {}).get("conditions", [])
-        }
-        conditions["Ready"] = ("False", "KubernetesUnavailable", f"holding replicas: {problem}")
+        now = self.clock()
+        at = timestamp(now)
+        ready = _condition("Ready", "False", "KubernetesUnavailable", f"holding replicas: {problem}", at)
+        conditions = {**previous_conditions(obj, at=at), "Ready": ready}
         self._log_hold(key, obj.get("spec", {}).get("modelID", meta["name"]), problem)
         try:
-            self._report(obj, conditions, self.clock())
+            self._report(obj, conditions.values(), now)
         except Exception:  # the API is what failed: the log says it
             log.debug("status of %s/%s not written", *key, exc_info=True)
 
@@ -252,113 +271,88 @@ class Controller:
             fields = {"model": model, "namespace": ns, "reason": cause}
             log.warning("%s in %s: holding replicas: %s", model, ns, cause, extra=fields)
 
-    @staticmethod
-    def _measured(spec: VariantAutoscalingSpec, ns: str, world: World) -> dict[str, dict[str, Any]]:
-        """Per variant, summed over its ready pods: KV-cache capacity in tokens and generated tokens per second."""
-        if world.snapshot is None:
-            return {}
-        out: dict[str, dict[str, Any]] = {}
-        for pod in world.pods_of(ns, [v.name for v in spec.variants]):
-            m = world.snapshot.pods.get((ns, pod.name)) if pod.ready else None
-            if m is None:
-                continue
-            slot = out.setdefault(pod.variant, {"kvCacheTokens": 0, "generationTokensPerSecond": 0.0})
-            slot["kvCacheTokens"] += m.kv_tokens or 0
-            slot["generationTokensPerSecond"] += m.generation_tps or 0.0
-        return out
-
     # --- act and report ----------------------------------------------------------------------------------------
 
-    def _act(
-        self,
-        obj: Mapping[str, Any],
-        spec: VariantAutoscalingSpec,
-        refs: Mapping[str, str],
-        status: Mapping[str, VariantStatus],
-        decision: Decision,
-        now: float,
-    ) -> list[str]:
-        """Scale each variant to its target; returns the failures, to report."""
-        ns = obj["metadata"]["namespace"]
-        failed: list[str] = []
+    def _act(self, obj: Mapping[str, Any], model: Model, decision: Decision, now: float) -> list[str]:
+        """Scale each variant whose target moved; returns the failures, to report."""
         if decision.action == "hold":
-            return failed
+            return []
+        failed = []
         for name, target in decision.targets.items():
-            before = status[name].desired
+            before = model.status[name].desired
             if target == before:
                 continue
-            direction = "up" if target > before else "down"
-            self.telemetry.decisions.labels(spec.model_id, ns, name, direction, decision.action).inc()
-            fields = {"model": spec.model_id, "namespace": ns, "variant": name, "from": before, "to": target}
-            change = f"{spec.model_id} in {ns}: {name} {before} -> {target} replicas"
-            if self.settings.dry_run:
-                log.info("dry run: %s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
-                continue
-            try:
-                if self.kube.scale(ns, refs[name], target):
-                    log.info("%s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
-                    message = f"{refs[name]}: {before} -> {target} ({decision.reason})"
-                    self.kube.event(obj, "Normal", "Scaled", message, now)
-            except Exception as error:  # retried next cycle; the target is absolute, so a retry never doubles
-                self.telemetry.errors.labels("scale").inc()
-                problem = kubernetes_problem(error, self.kube.timeout) or str(error).replace("\n", " ")[:300]
-                log.warning("%s failed: %s; retrying next cycle", change, problem, extra={**fields, "reason": problem})
-                failed.append(f"{refs[name]}: {problem}")
+            failure = self._scale(obj, model, decision, variant=name, before=before, target=target, now=now)
+            if failure:
+                failed.append(failure)
         return failed
+
+    def _scale(
+        self,
+        obj: Mapping[str, Any],
+        model: Model,
+        decision: Decision,
+        *,
+        variant: str,
+        before: int,
+        target: int,
+        now: float,
+    ) -> str | None:
+        """One variant to its target (logged, not sent, in dry run); what failed, else None. The target is absolute,
+        so the retry next cycle never doubles a change."""
+        ns, model_id, deployment = model.key[0], model.spec.model_id, model.refs[variant]
+        direction = "up" if target > before else "down"
+        self.telemetry.decisions.labels(model_id, ns, variant, direction, decision.action).inc()
+        fields = {"model": model_id, "namespace": ns, "variant": variant, "from": before, "to": target}
+        change = f"{model_id} in {ns}: {variant} {before} -> {target} replicas"
+        if self.settings.dry_run:
+            log.info("dry run: %s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
+            return None
+        try:
+            if self.kube.scale(ns, deployment, target):
+                log.info("%s (%s)", change, decision.reason, extra={**fields, "reason": decision.reason})
+                self.kube.event(obj, "Normal", "Scaled", f"{deployment}: {before} -> {target} ({decision.reason})", now)
+        except Exception as error:
+            self.telemetry.errors.labels("scale").inc()
+            problem = kubernetes_problem(error, self.kube.timeout) or str(error).replace("\n", " ")[:300]
+            log.warning("%s failed: %s; retrying next cycle", change, problem, extra={**fields, "reason": problem})
+            return f"{deployment}: {problem}"
+        return None
 
     def _report(
         self,
         obj: Mapping[str, Any],
-        conditions: Mapping[str, tuple[str, str, str]],
+        conditions: Iterable[Condition],
         now: float,
-        variants: list[tuple[str, VariantStatus | None, int | None, dict[str, Any]]] | None = None,
+        variants: list[VariantReplicas] | None = None,
         decision: Decision | None = None,
     ) -> None:
-        """Conditions, and the variants' rows and the decision when given (else the status keeps those it has)."""
+        """Conditions, and the variants' rows and the decision when given (else the status keeps those it has); a
+        Warning event when a condition turns bad."""
         meta = obj["metadata"]
-        key = (meta["namespace"], meta["name"])
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        previous = {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
-        listed = []
-        for kind, (state, reason, message) in conditions.items():
-            old = previous.get(kind)
-            since = old["lastTransitionTime"] if old and old.get("status") == state else stamp
-            listed.append(
-                {"type": kind, "status": state, "reason": reason, "message": message, "lastTransitionTime": since}
-            )
-            was = self._conditions.setdefault(key, {}).get(kind, old.get("status") if old else None)
-            warn = "True" if kind == "CapacityLimited" else "False"  # CapacityLimited is the one bad when True
-            if state == warn and was != warn and kind != "Ready":  # Ready repeats the cause already reported
-                self.kube.event(obj, "Warning", reason, message, now)
-            self._conditions[key][kind] = state
-        body: dict[str, Any] = {"conditions": listed}
+        at = timestamp(now)
+        previous = previous_conditions(obj, at=at)
+        listed = [since(c, previous.get(c.type)) for c in conditions]
+        seen = self._conditions.setdefault((meta["namespace"], meta["name"]), {})
+        for c in listed:
+            was = seen.get(c.type, previous[c.type].status if c.type in previous else None)
+            if alarming(c) and was != c.status:
+                self.kube.event(obj, "Warning", c.reason, c.message, now)
+            seen[c.type] = c.status
+        body: dict[str, Any] = {"conditions": [c.model_dump(by_alias=True) for c in listed]}
         if variants is not None:
-            body["variants"] = [
-                {
-                    "name": name,
-                    "currentReplicas": st.current if st else 0,
-                    "readyReplicas": st.ready if st else 0,
-                    "desiredReplicas": target if target is not None else (st.desired if st else 0),
-                    **measured,
-                }
-                for name, st, target, measured in variants
-            ]
+            body["variants"] = [v.model_dump(by_alias=True, exclude_none=True) for v in variants]
         if decision is not None:
-            body["lastDecision"] = {"action": decision.action, "reason": decision.reason, "time": stamp}
+            last = LastDecision(action=decision.action, reason=decision.reason, time=at)
+            body["lastDecision"] = last.model_dump(by_alias=True)
         self.kube.patch_status(meta["namespace"], meta["name"], body)
 
-    def _export(
-        self,
-        spec: VariantAutoscalingSpec,
-        ns: str,
-        status: Mapping[str, VariantStatus],
-        decision: Decision,
-        acted: bool,
-    ) -> None:
-        self.telemetry.metrics_available.labels(spec.model_id, ns).set(1 if decision.metrics_available else 0)
-        for v in spec.variants:
-            labels = (spec.model_id, ns, v.name, v.accelerator_type)
-            st = status.get(v.name)
+    def _export(self, model: Model, decision: Decision, acted: bool) -> None:
+        ns, model_id = model.key[0], model.spec.model_id
+        self.telemetry.metrics_available.labels(model_id, ns).set(1 if decision.metrics_available else 0)
+        for v in model.spec.variants:
+            labels = (model_id, ns, v.name, v.accelerator_type)
+            st = model.status.get(v.name)
             self.telemetry.current.labels(*labels).set(st.current if st else 0)
             self.telemetry.desired.labels(*labels).set(
                 decision.targets.get(v.name, 0) if acted else (st.desired if st else 0)
@@ -374,9 +368,136 @@ def gist(cause: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "#", cause)
 
 
-def capacity_condition(limited: Mapping[str, str]) -> tuple[str, str, str]:
+def timestamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
+# --- status, as pure functions of what a pass found -------------------------------------------------------------
+
+
+def unresolved_target(
+    *,
+    namespace: str,
+    targets: Collection[str],
+    deployments: Container[tuple[str, str]],
+    hpa_targets: Container[tuple[str, str]],
+) -> tuple[str, str] | None:
+    """Why the model's Deployments cannot be scaled, as (reason, message); None when they all can."""
+    missing = [t for t in targets if (namespace, t) not in deployments]
+    if missing:
+        return "DeploymentNotFound", f"no Deployment {', '.join(missing)} in namespace {namespace}"
+    owned = [t for t in targets if (namespace, t) in hpa_targets]
+    if owned:
+        return (
+            "OwnedByHPA",
+            f"a HorizontalPodAutoscaler targets {', '.join(owned)}: remove it or this VariantAutoscaling",
+        )
+    return None
+
+
+def hold_cause(unresolved: tuple[str, str] | None, metrics_problem: str | None) -> str | None:
+    """Why the model's replicas stay where they are, or None: it acts only when its targets and metrics are good."""
+    causes = [c for c in (unresolved[1] if unresolved else None, metrics_problem) if c]
+    return "; ".join(causes) or None
+
+
+def invalid_spec_condition(invalid: str, *, at: str) -> Condition:
+    return _condition("TargetResolved", "False", "InvalidSpec", invalid, at)
+
+
+def target_condition(unresolved: tuple[str, str] | None, *, deployments: int, at: str) -> Condition:
+    if unresolved is None:
+        return _condition("TargetResolved", "True", "Resolved", f"{deployments} Deployments found", at)
+    return _condition("TargetResolved", "False", *unresolved, at)
+
+
+def metrics_condition(problem: str | None, *, reporting: int, at: str) -> Condition:
+    if problem:
+        return _condition("MetricsAvailable", "False", "MetricsUnavailable", f"{problem}; holding replicas", at)
+    return _condition("MetricsAvailable", "True", "MetricsFresh", f"{reporting} replicas reporting", at)
+
+
+def capacity_condition(limited: Mapping[str, str], *, at: str) -> Condition:
     """CapacityLimited: which variants the cluster cannot supply, each with the scheduler's message."""
     if not limited:
-        return ("False", "Supplied", "every variant's pods are placed")
+        return _condition("CapacityLimited", "False", "Supplied", "every variant's pods are placed", at)
     said = "; ".join(f"{name}: {message}" for name, message in sorted(limited.items()))
-    return ("True", "Unschedulable", f"{said}; planning the other variants")
+    return _condition("CapacityLimited", "True", "Unschedulable", f"{said}; planning the other variants", at)
+
+
+def ready_condition(*, held: str | None, failed: list[str], decision: Decision, dry_run: bool, at: str) -> Condition:
+    if held:
+        return _condition("Ready", "False", "Holding", f"holding replicas: {held}", at)
+    if failed:
+        return _condition("Ready", "False", "ScaleFailed", f"retrying next cycle: {'; '.join(failed)}", at)
+    mode = "dry run: " if dry_run else ""
+    return _condition("Ready", "True", "Reconciled", f"{mode}{decision.action}: {decision.reason}", at)
+
+
+def _condition(kind: ConditionType, status: ConditionStatus, reason: str, message: str, at: str) -> Condition:
+    return Condition(type=kind, status=status, reason=reason, message=message, last_transition_time=at)
+
+
+def previous_conditions(obj: Mapping[str, Any], *, at: str) -> dict[str, Condition]:
+    """The conditions the object's status holds, a missing reason or message read as empty and a missing time as
+    `at`; entries that are not conditions of ours are left out."""
+    found: dict[str, Condition] = {}
+    for c in obj.get("status", {}).get("conditions", []):
+        try:
+            condition = Condition.model_validate({"reason": "", "message": "", "lastTransitionTime": at, **c})
+        except ValidationError:
+            continue
+        found[condition.type] = condition
+    return found
+
+
+def since(condition: Condition, previous: Condition | None) -> Condition:
+    """The condition with the time its status last changed: the previous one's when the status is the same."""
+    if previous is None or previous.status != condition.status:
+        return condition
+    return condition.model_copy(update={"last_transition_time": previous.last_transition_time})
+
+
+def alarming(condition: Condition) -> bool:
+    """A condition worth a Warning event when it turns so: CapacityLimited is the one bad when True, and Ready only
+    repeats a cause another condition reports."""
+    bad = "True" if condition.type == "CapacityLimited" else "False"
+    return condition.type != "Ready" and condition.status == bad
+
+
+def measured(snapshot: Snapshot | None, pods: Iterable[ServingPod]) -> dict[str, dict[str, Any]]:
+    """Per variant, summed over its ready pods: KV-cache capacity in tokens and generated tokens per second."""
+    if snapshot is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for pod in pods:
+        m = snapshot.pods.get((pod.namespace, pod.name)) if pod.ready else None
+        if m is None:
+            continue
+        slot = out.setdefault(pod.variant, {"kv_cache_tokens": 0, "generation_tokens_per_second": 0.0})
+        slot["kv_cache_tokens"] += m.kv_tokens or 0
+        slot["generation_tokens_per_second"] += m.generation_tps or 0.0
+    return out
+
+
+def variant_rows(
+    variants: Iterable[str],
+    status: Mapping[str, VariantStatus],
+    targets: Mapping[str, int],
+    measured: Mapping[str, Mapping[str, Any]],
+) -> list[VariantReplicas]:
+    """The status's row per variant: its replicas, its target (else what its Deployment asks), what it measured."""
+    rows = []
+    for name in variants:
+        st = status.get(name)
+        target = targets.get(name)
+        rows.append(
+            VariantReplicas(
+                name=name,
+                current_replicas=st.current if st else 0,
+                ready_replicas=st.ready if st else 0,
+                desired_replicas=target if target is not None else (st.desired if st else 0),
+                **measured.get(name, {}),
+            )
+        )
+    return rows

@@ -219,48 +219,131 @@ def decide(
     problem = _unusable(variants, status, observation, tuning)
     if problem is not None:
         return Decision(desired, "hold", problem, metrics_available=False), memory
-    busy = any(s.kv > 0 or s.queue > 0 or s.throughput > 0 for s in observation.samples)
-    idle = observation.requests_in_retention == 0 and not busy and not observation.wakes()
+    resting = _resting(variants, status, observation, desired)
+    if resting is not None:
+        return resting, memory
+    if mode == "wva-v1":
+        return _seed(variants, thresholds, status, observation), memory
+    return _default(variants, thresholds, status, observation, memory, now, tuning, desired=desired)
+
+
+def _resting(
+    variants: Sequence[VariantSpec], status: Mapping[str, VariantStatus], obs: Observation, desired: Mapping[str, int]
+) -> Decision | None:
+    """What both modes do without demand: an idle model goes down to its minimums, one at zero stays there."""
+    busy = any(s.kv > 0 or s.queue > 0 or s.throughput > 0 for s in obs.samples)
+    idle = obs.requests_in_retention == 0 and not busy and not obs.wakes()
     ready = {n: status[n].ready if n in status else 0 for n in desired}
     if idle and sum(ready.values()) > sum(v.min_replicas for v in variants):
         # Down to the minimums, but a starting replica is never removed as idle: it was started for a demand.
         kept = {v.name: max(v.min_replicas, desired[v.name] - ready[v.name]) for v in variants}
-        return _decision(desired, kept, "no requests over the retention window: down to minimums"), memory
-    if sum(desired.values()) == 0 and not observation.wakes():
-        return Decision(desired, "none", "at zero replicas: no request waiting and none served"), memory
-    if mode == "wva-v1":
-        return _seed(variants, thresholds, status, observation), memory
+        return _decision(desired, kept, "no requests over the retention window: down to minimums")
+    if sum(desired.values()) == 0 and not obs.wakes():
+        return Decision(dict(desired), "none", "at zero replicas: no request waiting and none served")
+    return None
+
+
+def _default(
+    variants: Sequence[VariantSpec],
+    thresholds: Thresholds,
+    status: Mapping[str, VariantStatus],
+    obs: Observation,
+    memory: Memory,
+    now: float,
+    tuning: Tuning,
+    *,
+    desired: Mapping[str, int],
+) -> tuple[Decision, Memory]:
+    """The default mode: plan the variants this pass may use for the measured demand, within the cluster's limits."""
+    supply = _supply(variants, status, memory, now, tuning, desired=desired)
+    shape = _shape(obs, memory, tuning)
+    usable = _usable(variants, obs, memory, shape, supply.limits, tuning)
+    decision, memory = _planned(
+        usable.variants,
+        thresholds,
+        obs,
+        memory,
+        now,
+        tuning,
+        desired=supply.placed,
+        pending=supply.pending,
+        shape=shape,
+        cold=supply.cold,
+    )
+    decision = _within_limits(decision, desired, usable.variants, supply.limits, now)
+    reason = decision.reason + f"; shape {shape.describe()}" + _work_note(usable.work)
+    ttft = ttft_reading(obs.ttft, usable.ttft_shares, tuning)
+    if ttft is not None:
+        reason += f"; {ttft.describe(tuning.ttft_slo_s)}"
+    if usable.slow:
+        reason += _ttft_note(usable.ttft_shares, usable.slow, tuning)
+    memory = replace(memory, limits=supply.limits, work=usable.learned, shape=shape, cold_starts=supply.cold_starts)
+    return replace(decision, reason=reason), memory
+
+
+@dataclass(frozen=True)
+class _Supply:
+    """What the cluster gives the model this pass: its variants' cold starts, the limits of those it cannot supply,
+    and the replicas placed (asked for, less the stuck) and pending (placed, not ready yet)."""
+
+    cold_starts: Mapping[str, float]  # measured, carried in memory
+    cold: Mapping[str, float]  # per variant, as planned: measured, else the model's others', else the prior
+    limits: Mapping[str, Limit]
+    placed: Mapping[str, int]
+    pending: int
+
+
+def _supply(
+    variants: Sequence[VariantSpec],
+    status: Mapping[str, VariantStatus],
+    memory: Memory,
+    now: float,
+    tuning: Tuning,
+    *,
+    desired: Mapping[str, int],
+) -> _Supply:
+    """A capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply
+    nor pending replicas, so the plan moves to the next best variant."""
     measured = {**memory.cold_starts, **{n: st.cold_start_s for n, st in status.items() if st.cold_start_s}}
     known = _cold_starts(variants, measured)
     cold = {v.name: known.get(v.name, tuning.cold_start_s) for v in variants}
     status = {n: _past_deadline(st, known[n], tuning) if n in known else st for n, st in status.items()}
-    limits = _limits(variants, status, memory, now, tuning)
-    # Every variant is planned on its profile corrected by what its replicas measured, for the model's shape. A
-    # capacity-limited variant is planned with at most what it got plus one; its stuck pods are neither supply nor
-    # pending replicas, so the plan moves to the next best variant. A variant that cannot prefill enough of the
-    # observed prompts within the TTFT objective even when idle is held at its minimum.
-    shape = _shape(observation, memory, tuning)
-    learned = _corrections(variants, observation, memory, shape, tuning)
+    placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
+    pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
+    return _Supply(measured, cold, _limits(variants, status, memory, now, tuning), placed, pending)
+
+
+@dataclass(frozen=True)
+class _Usable:
+    """The variants as this pass may plan them, and what made them so."""
+
+    variants: list[VariantSpec]
+    learned: Mapping[str, float]  # measured work per request over the profile's, of the variants seen busy
+    work: Mapping[str, float]  # the factor each variant is planned with
+    ttft_shares: Mapping[str, float]
+    slow: set[str]  # too slow to prefill the observed prompts in time: held at their minimum
+
+
+def _usable(
+    variants: Sequence[VariantSpec],
+    obs: Observation,
+    memory: Memory,
+    shape: Shape,
+    limits: Mapping[str, Limit],
+    tuning: Tuning,
+) -> _Usable:
+    """Every variant on its profile corrected by what its replicas measured, for the model's shape; one that cannot
+    prefill enough of the observed prompts within the TTFT objective even when idle is held at its minimum, and one
+    the cluster cannot supply is limited."""
+    learned = _corrections(variants, obs, memory, shape, tuning)
     mean = sum(learned.values()) / len(learned) if learned else 1.0
     work = {v.name: learned.get(v.name, mean) for v in variants}
     corrected = [
         v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
     ]
-    shares = ttft_shares(corrected, observation.prompt_tokens, tuning)
-    slow = _ttft_limited(shares, (observation.prompt_tokens or {}).get(math.inf, 0.0), tuning)
-    supplied = [_supplied(v, slow, limits) for v in corrected]
-    ttft = ttft_reading(observation.ttft, shares, tuning)
-    placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
-    pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
-    decision, memory = _planned(supplied, thresholds, placed, pending, observation, memory, shape, cold, now, tuning)
-    decision = _within_limits(decision, desired, supplied, limits, now)
-    reason = decision.reason + f"; shape {shape.describe()}" + _work_note(work)
-    if ttft is not None:
-        reason += f"; {ttft.describe(tuning.ttft_slo_s)}"
-    if slow:
-        reason += _ttft_note(shares, slow, tuning)
-    memory = replace(memory, limits=limits, work=learned, shape=shape, cold_starts=measured)
-    return replace(decision, reason=reason), memory
+    shares = ttft_shares(corrected, obs.prompt_tokens, tuning)
+    slow = _ttft_limited(shares, (obs.prompt_tokens or {}).get(math.inf, 0.0), tuning)
+    return _Usable([_supplied(v, slow, limits) for v in corrected], learned, work, shares, slow)
 
 
 def _cold_starts(variants: Sequence[VariantSpec], measured: Mapping[str, float]) -> dict[str, float]:
@@ -463,41 +546,100 @@ def _seed(
 def _planned(
     variants: Sequence[VariantSpec],
     t: Thresholds,
-    desired: Mapping[str, int],
-    pending: int,
     obs: Observation,
     memory: Memory,
-    shape: Shape,
-    cold: Mapping[str, float],
     now: float,
     tuning: Tuning,
+    *,
+    desired: Mapping[str, int],
+    pending: int,
+    shape: Shape,
+    cold: Mapping[str, float],
 ) -> tuple[Decision, Memory]:
+    """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
+    `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
     modelled = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     capacity = {n: modelled[n] * corrections[n].factor for n in modelled}
+    demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=capacity, cold=cold)
+    options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
+    plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
+    if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):  # demand: never zero replicas
+        best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
+        plan[best.name] = 1
+    reason = f"{demand.describe()}, plan capacity {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
+    plan, reason = _guardrail(
+        plan, reason, t, obs, tuning, desired=desired, capacity=capacity, options=options, pending=pending
+    )
+    # A replica removed takes a cold start to get back: the window is never shorter than that.
+    window = max(tuning.scale_down_window_s, demand.horizon)
+    targets, plans = _stabilized(plan, memory.plans, now, desired=desired, window_s=window)
+    if targets != plan:
+        reason += f"; scale-down stabilizing ({window:.0f}s window)"
+    memory = replace(memory, plans=plans, demands=demand.points, corrections=corrections)
+    raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
+    if raised:
+        reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
+    return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
+
+
+@dataclass(frozen=True)
+class _Demand:
+    """The requests/s a plan covers: those served, the backlog to drain, and the rise over one cold start, with
+    the model's headroom."""
+
+    rps: float
+    rising: float  # of the measured demand over the horizon
+    horizon: float  # the cold start of the variant a rise grows first
+    slope: float  # the trend, req/s per second
+    points: tuple[tuple[float, float], ...]  # (time, requests/s served) over the trend window, for the next pass
+
+    def describe(self) -> str:
+        return f"demand {self.rps:.2f} req/s (rising {self.rising:.2f} over a {self.horizon:.0f}s cold start)"
+
+
+def _demand(
+    variants: Sequence[VariantSpec],
+    obs: Observation,
+    memory: Memory,
+    now: float,
+    tuning: Tuning,
+    *,
+    desired: Mapping[str, int],
+    capacity: Mapping[str, float],
+    cold: Mapping[str, float],
+) -> _Demand:
+    """The rise is planned one cold start ahead: that of the variant a rise grows first (the best value with room),
+    on a trend measured over at least as long as it is extrapolated."""
     served = sum(s.throughput for s in obs.samples)
     waiting = sum(s.queue for s in obs.samples) + (obs.waiting_upstream or 0.0)  # at the replicas and the picker
     backlog = waiting / tuning.backlog_drain_s
     measured = served + backlog
-    # The rise is planned one cold start ahead: that of the variant a rise grows first (the best value with room),
-    # on a trend measured over at least as long as it is extrapolated.
     growable = [v for v in variants if desired[v.name] < v.max_replicas] or list(variants)
     horizon = cold[min(growable, key=lambda v: (v.cost / capacity[v.name], v.name)).name]
     trend_window = max(tuning.trend_window_s, horizon)
-    demands = (*(d for d in memory.demands if now - d[0] < trend_window), (now, served))
-    slope = _slope(demands, trend_window)
+    points = (*(d for d in memory.demands if now - d[0] < trend_window), (now, served))
+    slope = _slope(points, trend_window)
     rising = max(0.0, slope) * horizon
-    demand = (measured + rising) * (1 + tuning.headroom)
-    options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
-    plan = _incremental_plan(variants, desired, capacity, demand, replace_worst=slope >= 0 and not pending)
-    if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):
-        best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
-        plan[best.name] = 1
-    reason = f"demand {demand:.2f} req/s (rising {rising:.2f} over a {horizon:.0f}s cold start), plan capacity"
-    reason += f" {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
+    return _Demand((measured + rising) * (1 + tuning.headroom), rising, horizon, slope, points)
 
-    # Guardrail: the seed's saturation signal, and the latency objective itself; pending replicas are the answer
-    # to it already, so they stop it from adding more (no cascade while replicas start).
+
+def _guardrail(
+    plan: dict[str, int],
+    reason: str,
+    t: Thresholds,
+    obs: Observation,
+    tuning: Tuning,
+    *,
+    desired: Mapping[str, int],
+    capacity: Mapping[str, float],
+    options: Sequence[Option],
+    pending: int,
+) -> tuple[dict[str, int], str]:
+    """The seed's saturation signal, and the latency objective itself, over the plan: one more replica of the best
+    value when they say the replicas are short and the plan adds nothing, no scale-down when they say it is unsafe.
+    Pending replicas are the answer to it already, so they stop it from adding more (no cascade while replicas
+    start)."""
     supply = sum(desired[n] * capacity[n] for n in desired)
     planned = sum(plan[n] * capacity[n] for n in plan)
     sat = analyze([Load(s.kv, s.queue) for s in obs.samples], t)
@@ -506,28 +648,28 @@ def _planned(
         room = [o for o in options if desired[o.name] < o.high]
         if room:
             best = min(room, key=lambda o: (o.cost / o.capacity, o.name))
-            plan = dict(desired)
-            plan[best.name] += 1
             why = f"ITL over objective on {', '.join(slow)}" if slow else f"saturating ({sat.describe()})"
-            reason = f"guardrail: {why}: +1 {best.name}"
+            return {**desired, best.name: desired[best.name] + 1}, f"guardrail: {why}: +1 {best.name}"
     elif not sat.scale_down_safe and planned < supply and sat.non_saturated < sat.replicas:
-        plan = dict(desired)
-        reason = f"guardrail: scale-down unsafe ({sat.describe()})"
+        return dict(desired), f"guardrail: scale-down unsafe ({sat.describe()})"
+    return plan, reason
 
-    # Scale down only to what every plan of the last window allowed; scale up at once. A fresh memory (a restarted
-    # controller) knows no window yet: the replicas it finds count as the plan of its first cycle.
-    history = memory.plans or ((now, dict(desired)),)
-    # A replica removed takes a cold start to get back: the window is never shorter than that.
-    window = max(tuning.scale_down_window_s, horizon)
-    plans = (*(p for p in history if now - p[0] < window), (now, plan))
+
+def _stabilized(
+    plan: Mapping[str, int],
+    history: tuple[tuple[float, Mapping[str, int]], ...],
+    now: float,
+    *,
+    desired: Mapping[str, int],
+    window_s: float,
+) -> tuple[dict[str, int], tuple[tuple[float, Mapping[str, int]], ...]]:
+    """Scale down only to what every plan of the last window allowed; scale up at once. Returns the targets and the
+    window's plans. A fresh memory (a restarted controller) knows no window yet: the replicas it finds count as the
+    plan of its first cycle."""
+    known = history or ((now, dict(desired)),)
+    plans = (*(p for p in known if now - p[0] < window_s), (now, plan))
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
-    if targets != plan:
-        reason += f"; scale-down stabilizing ({window:.0f}s window)"
-    memory = replace(memory, plans=plans, demands=demands, corrections=corrections)
-    raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
-    if raised:
-        reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
-    return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
+    return targets, plans
 
 
 def ttft_shares(

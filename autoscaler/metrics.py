@@ -7,7 +7,7 @@ under `max_over_time` for a minute) never count, and a model-name mismatch is re
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,36 +16,17 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from autoscaler.engine import Shape, Tuning
+from autoscaler.engine import Shape
 
 PodKey = tuple[str, str]  # (namespace, pod)
 ModelKey = tuple[str, str]  # (namespace, served model name)
+Series = list[dict[str, Any]]
+Query = Callable[[str], Series]
+# A per-pod query's reading of one series (its labels and value) into its PodMetrics field, given what earlier
+# series of the same pod put there: a histogram's buckets come one series each.
+Parse = Callable[[Any, Mapping[str, str], str], Any]
 
 BY_POD = "namespace, pod"
-TPOT_WINDOW = f"{Tuning().feedback_window_s:.0f}s"
-# Peaks over one minute as WVA reads them; TGI's queue stands in for vLLM's waiting requests on TGI pods.
-QUERIES = {
-    "kv": f"max by ({BY_POD}) (max_over_time(vllm:kv_cache_usage_perc[1m]))"
-    f" or max by ({BY_POD}) (max_over_time(vllm:gpu_cache_usage_perc[1m]))",
-    "queue": f"max by ({BY_POD}) (max_over_time(vllm:num_requests_waiting[1m]))"
-    f" or max by ({BY_POD}) (max_over_time(tgi_queue_size[1m]))",
-    "running": f"max by ({BY_POD}) (vllm:num_requests_running)",
-    "throughput": f"sum by ({BY_POD}) (rate(vllm:request_success_total[1m]))",
-    "itl": f"sum by ({BY_POD}) (rate(vllm:inter_token_latency_seconds_sum[1m]))"
-    f" / sum by ({BY_POD}) (rate(vllm:inter_token_latency_seconds_count[1m]) > 0)",
-    "last_seen": f"max by ({BY_POD}) (timestamp(vllm:num_requests_waiting))"
-    f" or max by ({BY_POD}) (timestamp(tgi_queue_size))",
-    "model": f"max by ({BY_POD}, model_name) (vllm:num_requests_waiting)",
-    "generation_tps": f"sum by ({BY_POD}) (rate(vllm:generation_tokens_total[1m]))",
-    # KV-cache capacity: the info gauge carries it in its labels (blocks x tokens per block).
-    "kv_tokens": f"max by ({BY_POD}, num_gpu_blocks, block_size) (vllm:cache_config_info)",
-    # Requests finished per bucket of vLLM's per-request TPOT histogram over the feedback window (vLLM >= 0.10).
-    "tpot": f"sum by ({BY_POD}, le) (increase(vllm:request_time_per_output_token_seconds_bucket[{TPOT_WINDOW}]))",
-    # The share of prompt tokens found in the prefix cache over the same window (vLLM V1 counts tokens).
-    "prefix_hit": f"sum by ({BY_POD}) (increase(vllm:prefix_cache_hits_total[{TPOT_WINDOW}]))"
-    f" / sum by ({BY_POD}) (increase(vllm:prefix_cache_queries_total[{TPOT_WINDOW}]) > 0)",
-}
-RETENTION_QUERY = "sum by (namespace, model_name) (increase(vllm:request_success_total[{window}]))"
 # Requests queued in a model's endpoint picker (Gateway API Inference Extension flow control), by served model name:
 # the demand signal that wakes a model at zero replicas.
 UPSTREAM_QUERY = "sum by (namespace, model_name) (inference_extension_flow_control_queue_size)"
@@ -55,10 +36,6 @@ MODEL_HISTOGRAMS = {
     "prompt_tokens": "vllm:request_prompt_tokens_bucket",
     "ttft": "vllm:time_to_first_token_seconds_bucket",
 }
-HISTOGRAMS_QUERY = " or ".join(
-    f'label_replace(sum by (namespace, model_name, le) (increase({metric}[{TPOT_WINDOW}])), "of", "{name}", "", "")'
-    for name, metric in MODEL_HISTOGRAMS.items()
-)
 # A model's request shape over the same window, in one query: each counter's increase labelled `of` with its name.
 SHAPE_SERIES = {
     "requests": "vllm:request_prompt_tokens_count",
@@ -67,10 +44,114 @@ SHAPE_SERIES = {
     "cache_queries": "vllm:prefix_cache_queries_total",
     "cache_hits": "vllm:prefix_cache_hits_total",
 }
-SHAPE_QUERY = " or ".join(
-    f'label_replace(sum by (namespace, model_name) (increase({metric}[{TPOT_WINDOW}])), "of", "{name}", "", "")'
-    for name, metric in SHAPE_SERIES.items()
-)
+
+
+def _number(_: Any, labels: Mapping[str, str], value: str) -> float:
+    return float(value)
+
+
+def _model_name(_: Any, labels: Mapping[str, str], value: str) -> str | None:
+    return labels.get("model_name")
+
+
+def _kv_tokens(_: Any, labels: Mapping[str, str], value: str) -> int:
+    """The info gauge carries the KV-cache capacity in its labels: blocks x tokens per block."""
+    return int(labels.get("num_gpu_blocks", 0)) * int(labels.get("block_size", 0))
+
+
+def _bucket(buckets: Mapping[float, float] | None, labels: Mapping[str, str], value: str) -> dict[float, float]:
+    return {**(buckets or {}), float(labels.get("le", "nan")): float(value)}
+
+
+@dataclass(frozen=True)
+class PodQuery:
+    """One per-pod query: its PromQL, the PodMetrics field it fills, and how a series reads into that field."""
+
+    promql: str
+    field: str
+    parse: Parse = _number
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The cycle's PromQL for the windows it reads: `feedback_window_s` (the engine's, over which TPOT, prompt and
+    shape counters increase) and `retention_s` (the controller's, over which an idle model has served nothing)."""
+
+    feedback_window_s: float
+    retention_s: float
+
+    @functools.cached_property
+    def per_pod(self) -> dict[str, PodQuery]:
+        """Peaks over one minute as WVA reads them; TGI's queue stands in for vLLM's waiting requests on TGI pods."""
+        window = self._feedback
+        return {
+            "kv": PodQuery(
+                f"max by ({BY_POD}) (max_over_time(vllm:kv_cache_usage_perc[1m]))"
+                f" or max by ({BY_POD}) (max_over_time(vllm:gpu_cache_usage_perc[1m]))",
+                "kv",
+            ),
+            "queue": PodQuery(
+                f"max by ({BY_POD}) (max_over_time(vllm:num_requests_waiting[1m]))"
+                f" or max by ({BY_POD}) (max_over_time(tgi_queue_size[1m]))",
+                "queue",
+            ),
+            "running": PodQuery(f"max by ({BY_POD}) (vllm:num_requests_running)", "running"),
+            "throughput": PodQuery(f"sum by ({BY_POD}) (rate(vllm:request_success_total[1m]))", "throughput"),
+            "itl": PodQuery(
+                f"sum by ({BY_POD}) (rate(vllm:inter_token_latency_seconds_sum[1m]))"
+                f" / sum by ({BY_POD}) (rate(vllm:inter_token_latency_seconds_count[1m]) > 0)",
+                "itl_s",
+            ),
+            "last_seen": PodQuery(
+                f"max by ({BY_POD}) (timestamp(vllm:num_requests_waiting))"
+                f" or max by ({BY_POD}) (timestamp(tgi_queue_size))",
+                "last_seen",
+            ),
+            "model": PodQuery(f"max by ({BY_POD}, model_name) (vllm:num_requests_waiting)", "model_name", _model_name),
+            "generation_tps": PodQuery(f"sum by ({BY_POD}) (rate(vllm:generation_tokens_total[1m]))", "generation_tps"),
+            "kv_tokens": PodQuery(
+                f"max by ({BY_POD}, num_gpu_blocks, block_size) (vllm:cache_config_info)", "kv_tokens", _kv_tokens
+            ),
+            # Requests finished per bucket of vLLM's per-request TPOT histogram over the window (vLLM >= 0.10).
+            "tpot": PodQuery(
+                f"sum by ({BY_POD}, le) (increase(vllm:request_time_per_output_token_seconds_bucket[{window}]))",
+                "tpot_buckets",
+                _bucket,
+            ),
+            # The share of prompt tokens found in the prefix cache over the same window (vLLM V1 counts tokens).
+            "prefix_hit": PodQuery(
+                f"sum by ({BY_POD}) (increase(vllm:prefix_cache_hits_total[{window}]))"
+                f" / sum by ({BY_POD}) (increase(vllm:prefix_cache_queries_total[{window}]) > 0)",
+                "prefix_hit_ratio",
+            ),
+        }
+
+    @property
+    def retention(self) -> str:
+        return f"sum by (namespace, model_name) (increase(vllm:request_success_total[{self.retention_s:.0f}s]))"
+
+    @property
+    def upstream(self) -> str:
+        return UPSTREAM_QUERY
+
+    @property
+    def histograms(self) -> str:
+        return self._labelled("namespace, model_name, le", MODEL_HISTOGRAMS)
+
+    @property
+    def shape(self) -> str:
+        return self._labelled("namespace, model_name", SHAPE_SERIES)
+
+    @property
+    def _feedback(self) -> str:
+        return f"{self.feedback_window_s:.0f}s"
+
+    def _labelled(self, by: str, metrics: Mapping[str, str]) -> str:
+        """Several counters' increase over the feedback window in one query, each labelled `of` with its name."""
+        return " or ".join(
+            f'label_replace(sum by ({by}) (increase({metric}[{self._feedback}])), "of", "{name}", "", "")'
+            for name, metric in metrics.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -148,62 +229,50 @@ def connect(auth: PrometheusAuth) -> PrometheusConnect:
     )
 
 
-Query = Callable[[str], list[dict[str, Any]]]
+def collect(query: Query, queries: Queries, clock: Callable[[], float] = time.time) -> Snapshot:
+    """Run the cycle's queries, len(queries.per_pod) + 4 whatever the number of models, each read by its parser."""
+    pods = _pods([(q, query(q.promql)) for q in queries.per_pod.values()])
+    retention = by_model(query(queries.retention))
+    upstream = by_model(query(queries.upstream))
+    histograms = _histograms(query(queries.histograms))
+    shaped = shapes(query(queries.shape))
+    return Snapshot(
+        taken_at=clock(),
+        pods=pods,
+        requests_in_retention=retention,
+        waiting_upstream=upstream,
+        prompt_tokens=histograms["prompt_tokens"],
+        ttft=histograms["ttft"],
+        shapes=shaped,
+    )
 
 
-def _value(name: str, labels: Mapping[str, str], value: str) -> Any:
-    """A query's answer for one pod: a number, or what its labels say for the label-carrying queries."""
-    if name == "model":
-        return labels.get("model_name")
-    if name == "kv_tokens":
-        return int(labels.get("num_gpu_blocks", 0)) * int(labels.get("block_size", 0))
-    return float(value)
-
-
-def collect(query: Query, retention_window: str = "10m", clock: Callable[[], float] = time.time) -> Snapshot:
-    """Run the cycle's queries (len(QUERIES) + 4, whatever the number of models) and index them by pod."""
-    values: dict[PodKey, dict[str, Any]] = {}
-    for name, promql in QUERIES.items():
-        for series in query(promql):
-            labels = series.get("metric", {})
+def _pods(answers: Iterable[tuple[PodQuery, Series]]) -> dict[PodKey, PodMetrics]:
+    """The per-pod answers indexed by (namespace, pod); series without both labels are nobody's."""
+    fields: dict[PodKey, dict[str, Any]] = {}
+    for q, series in answers:
+        name, parse = q.field, q.parse
+        for s in series:
+            labels = s.get("metric", {})
             key = (labels.get("namespace", ""), labels.get("pod", ""))
-            if not all(key):
-                continue
-            if name == "tpot":
-                values.setdefault(key, {}).setdefault(name, {})[float(labels.get("le", "nan"))] = float(
-                    series["value"][1]
-                )
-                continue
-            values.setdefault(key, {})[name] = _value(name, labels, series["value"][1])
-    retention = by_model(query(RETENTION_QUERY.format(window=retention_window)))
-    upstream = by_model(query(UPSTREAM_QUERY))
-    histograms: dict[str, dict[ModelKey, dict[float, float]]] = {name: {} for name in MODEL_HISTOGRAMS}
-    for series in query(HISTOGRAMS_QUERY):
-        labels = series["metric"]
+            if all(key):
+                mine = fields.setdefault(key, {})
+                mine[name] = parse(mine.get(name), labels, s["value"][1])
+    return {key: PodMetrics(**f) for key, f in fields.items()}
+
+
+def _histograms(series: Series) -> dict[str, dict[ModelKey, dict[float, float]]]:
+    """The model histograms' buckets by histogram name (`of`), then by model, then by edge."""
+    out: dict[str, dict[ModelKey, dict[float, float]]] = {name: {} for name in MODEL_HISTOGRAMS}
+    for s in series:
+        labels = s["metric"]
         key = (labels.get("namespace", ""), labels.get("model_name", ""))
-        by_le = histograms.get(labels.get("of", ""), {}).setdefault(key, {})
-        by_le[float(labels.get("le", "nan"))] = float(series["value"][1])
-    pods = {
-        key: PodMetrics(
-            kv=v.get("kv"),
-            queue=v.get("queue"),
-            running=v.get("running"),
-            throughput=v.get("throughput"),
-            itl_s=v.get("itl"),
-            last_seen=v.get("last_seen"),
-            model_name=v.get("model"),
-            generation_tps=v.get("generation_tps"),
-            kv_tokens=v.get("kv_tokens"),
-            tpot_buckets=v.get("tpot"),
-            prefix_hit_ratio=v.get("prefix_hit"),
-        )
-        for key, v in values.items()
-    }
-    prompts, ttft = histograms["prompt_tokens"], histograms["ttft"]
-    return Snapshot(clock(), pods, retention, upstream, prompts, ttft, shapes(query(SHAPE_QUERY)))
+        by_le = out.get(labels.get("of", ""), {}).setdefault(key, {})
+        by_le[float(labels.get("le", "nan"))] = float(s["value"][1])
+    return out
 
 
-def shapes(series: list[dict[str, Any]]) -> dict[ModelKey, Shape]:
+def shapes(series: Series) -> dict[ModelKey, Shape]:
     """Per model, the mean prompt and output tokens of its finished requests and the share of prompt tokens its
     prefix cache served; only models with finished requests."""
     counters: dict[ModelKey, dict[str, float]] = {}
@@ -222,5 +291,5 @@ def shape_of(c: Mapping[str, float]) -> Shape | None:
     return Shape(c["prompt"] / n, max(1.0, c["generation"] / n), min(1.0, max(0.0, cached)), n)
 
 
-def by_model(series: list[dict[str, Any]]) -> dict[ModelKey, float]:
+def by_model(series: Series) -> dict[ModelKey, float]:
     return {(s["metric"].get("namespace", ""), s["metric"].get("model_name", "")): float(s["value"][1]) for s in series}

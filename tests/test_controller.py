@@ -16,18 +16,30 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.prometheus_connect import RETRY_ON_STATUS
 from urllib3.util.retry import Retry
 
-from autoscaler.api import METRIC_VARIANT_CAPACITY, THRESHOLDS_CONFIGMAP, serving_labels, spec_from_stack_model
-from autoscaler.controller import Controller, Settings
+from autoscaler.api import (
+    METRIC_VARIANT_CAPACITY,
+    THRESHOLDS_CONFIGMAP,
+    Condition,
+    serving_labels,
+    spec_from_stack_model,
+)
+from autoscaler.controller import (
+    Controller,
+    Settings,
+    alarming,
+    capacity_condition,
+    hold_cause,
+    metrics_condition,
+    previous_conditions,
+    ready_condition,
+    since,
+    target_condition,
+    unresolved_target,
+)
+from autoscaler.engine import Decision
 from autoscaler.kube import Kube
 from autoscaler.leader import LeaderElector
-from autoscaler.metrics import (
-    HISTOGRAMS_QUERY,
-    QUERIES,
-    RETENTION_QUERY,
-    SHAPE_QUERY,
-    UPSTREAM_QUERY,
-    PrometheusAuth,
-)
+from autoscaler.metrics import PrometheusAuth
 from autoscaler.observe import variant_status
 from tests.conftest import stack_config
 from tests.kube_standin import Cluster, Fault, running
@@ -37,6 +49,7 @@ MODEL = stack_config("prod")["models"][0]
 MODEL_ID = MODEL["modelID"]
 VARIANTS = [v["name"] for v in MODEL["variants"]]
 NOW = 1_000_000.0
+QUERIES = Settings(namespace="wva-system").queries
 
 
 class Prometheus:
@@ -54,17 +67,17 @@ class Prometheus:
         self.queries.append(promql)
         if self.down:
             raise ConnectionError("connection refused")
-        if promql.startswith(RETENTION_QUERY.split("(")[0]) and "increase" in promql:
+        if promql == QUERIES.retention:
             return [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.retention)]}]
-        if promql in (HISTOGRAMS_QUERY, SHAPE_QUERY):
+        if promql in (QUERIES.histograms, QUERIES.shape):
             return []
-        if promql == UPSTREAM_QUERY:
+        if promql == QUERIES.upstream:
             return (
                 [{"metric": {"namespace": NS, "model_name": self.model_name}, "value": [NOW, str(self.upstream)]}]
                 if self.upstream is not None
                 else []
             )
-        name = next(n for n, q in QUERIES.items() if q == promql)
+        name = next(n for n, q in QUERIES.per_pod.items() if q.promql == promql)
         out = []
         for pod, values in self.pods.items():
             labels = {"namespace": NS, "pod": pod, "model_name": self.model_name}
@@ -153,7 +166,7 @@ def test_saturated_model_scales_the_cheapest_variant_through_the_scale_subresour
     assert status(cluster)["lastDecision"]["action"] == "scale-up"
     desired = {v["name"]: v["desiredReplicas"] for v in status(cluster)["variants"]}
     assert desired == {"llama-70b-l40s": 3, "llama-70b-a100": 0, "llama-70b-h100": 0}
-    assert len(prometheus.queries) == len(QUERIES) + 4
+    assert len(prometheus.queries) == len(QUERIES.per_pod) + 4
 
 
 def test_the_number_of_queries_does_not_grow_with_models(
@@ -165,7 +178,7 @@ def test_the_number_of_queries_does_not_grow_with_models(
         va["metadata"]["name"] = f"copy-{i}"
         cluster.put("variantautoscalings", va)
     ctl.reconcile()
-    assert len(prometheus.queries) == len(QUERIES) + 4
+    assert len(prometheus.queries) == len(QUERIES.per_pod) + 4
 
 
 def test_refuses_a_deployment_an_hpa_owns(cluster: Cluster, controller: tuple[Controller, Prometheus]) -> None:
@@ -567,3 +580,100 @@ def test_leadership_taken_and_lost_is_logged(kube: Kube, caplog: pytest.LogCaptu
         "a stands by: b holds the Lease wva-system/autoscaler",
         "b handed the Lease wva-system/autoscaler over",
     ]
+
+
+# --- the status's conditions, as pure functions -----------------------------------------------------------------
+
+AT = "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("unresolved", "metrics_problem", "cause"),
+    [
+        (None, None, None),
+        (None, "", None),
+        (("OwnedByHPA", "an HPA targets d"), None, "an HPA targets d"),
+        (None, "metrics are stale", "metrics are stale"),
+        (("DeploymentNotFound", "no Deployment d"), "no metrics", "no Deployment d; no metrics"),
+    ],
+)
+def test_a_model_holds_on_unresolved_targets_and_on_metrics_problems(
+    unresolved: tuple[str, str] | None, metrics_problem: str | None, cause: str | None
+) -> None:
+    assert hold_cause(unresolved, metrics_problem) == cause
+
+
+@pytest.mark.parametrize(
+    ("deployments", "hpas", "found"),
+    [
+        ({("ns", "a"), ("ns", "b")}, set(), None),
+        ({("ns", "a")}, {("ns", "a")}, ("DeploymentNotFound", "no Deployment b in namespace ns")),
+        ({("ns", "a"), ("other", "b")}, set(), ("DeploymentNotFound", "no Deployment b in namespace ns")),
+        (
+            {("ns", "a"), ("ns", "b")},
+            {("ns", "b")},
+            ("OwnedByHPA", "a HorizontalPodAutoscaler targets b: remove it or this VariantAutoscaling"),
+        ),
+    ],
+)
+def test_targets_resolve_when_every_deployment_exists_and_no_hpa_owns_one(
+    deployments: set[tuple[str, str]], hpas: set[tuple[str, str]], found: tuple[str, str] | None
+) -> None:
+    assert unresolved_target(namespace="ns", targets=["a", "b"], deployments=deployments, hpa_targets=hpas) == found
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        (target_condition(None, deployments=3, at=AT), ("True", "Resolved", "3 Deployments found")),
+        (target_condition(("OwnedByHPA", "m"), deployments=3, at=AT), ("False", "OwnedByHPA", "m")),
+        (metrics_condition(None, reporting=2, at=AT), ("True", "MetricsFresh", "2 replicas reporting")),
+        (metrics_condition("p", reporting=0, at=AT), ("False", "MetricsUnavailable", "p; holding replicas")),
+        (capacity_condition({}, at=AT), ("False", "Supplied", "every variant's pods are placed")),
+        (
+            capacity_condition({"b": "no GPU", "a": "none"}, at=AT),
+            ("True", "Unschedulable", "a: none; b: no GPU; planning the other variants"),
+        ),
+        (
+            ready_condition(held="p", failed=["d: 500"], decision=Decision({}, "none", "r"), dry_run=False, at=AT),
+            ("False", "Holding", "holding replicas: p"),
+        ),
+        (
+            ready_condition(held=None, failed=["d: 500"], decision=Decision({}, "none", "r"), dry_run=False, at=AT),
+            ("False", "ScaleFailed", "retrying next cycle: d: 500"),
+        ),
+        (
+            ready_condition(held=None, failed=[], decision=Decision({}, "scale-up", "r"), dry_run=True, at=AT),
+            ("True", "Reconciled", "dry run: scale-up: r"),
+        ),
+    ],
+)
+def test_conditions_say_what_a_pass_found(condition: Condition, expected: tuple[str, str, str]) -> None:
+    assert (condition.status, condition.reason, condition.message) == expected
+    assert condition.last_transition_time == AT
+
+
+def test_a_condition_keeps_its_transition_time_while_its_status_holds_and_warns_only_when_bad() -> None:
+    earlier = "2025-12-31T00:00:00Z"
+    old = metrics_condition(None, reporting=2, at=earlier)
+    assert since(metrics_condition(None, reporting=3, at=AT), old).last_transition_time == earlier
+    assert since(metrics_condition("p", reporting=0, at=AT), old).last_transition_time == AT
+    assert since(old, None) == old
+    assert alarming(metrics_condition("p", reporting=0, at=AT))
+    assert alarming(capacity_condition({"a": "none"}, at=AT))
+    assert not alarming(capacity_condition({}, at=AT))
+    assert not alarming(ready_condition(held="p", failed=[], decision=Decision({}, "hold", "p"), dry_run=False, at=AT))
+
+
+def test_previous_conditions_tolerate_missing_fields_and_leave_out_foreign_ones() -> None:
+    obj = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "Progressing", "status": "True", "reason": "x", "message": "y"},
+            ]
+        }
+    }
+    assert previous_conditions(obj, at=AT) == {
+        "Ready": Condition(type="Ready", status="True", reason="", message="", last_transition_time=AT)
+    }

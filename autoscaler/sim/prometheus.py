@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autoscaler.engine import Tuning
 from autoscaler.metrics import PodMetrics, Snapshot, shape_of
 from autoscaler.sim.serving import PROMPT_EDGES, Replica
 
 SCRAPE_S = 15.0
 WINDOW_S = 60.0
-FEEDBACK_S = 300.0  # the TPOT histogram's increase window (Tuning.feedback_window_s)
+FEEDBACK_S = Tuning().feedback_window_s  # the engine's: the counters' increases cover it, as its queries do
 RETENTION_S = 600.0
 
 
@@ -98,7 +99,7 @@ class Prometheus:
         return {objective_s: self._grown("ttft_met"), math.inf: self._grown("completed")}
 
     def _increases(self) -> dict[str, float]:
-        """The counters of `metrics.SHAPE_QUERY`: their increase over the feedback window, summed over the pods."""
+        """The counters of `metrics.Queries.shape`: their increase over the feedback window, summed over the pods."""
         return {
             "requests": self._grown("completed"),
             "prompt": self._grown("prompt_sum"),

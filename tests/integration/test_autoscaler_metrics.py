@@ -11,11 +11,12 @@ from prometheus_api_client import PrometheusConnect
 from autoscaler.buckets import share_within
 from autoscaler.controller import Controller, Settings
 from autoscaler.kube import Kube
-from autoscaler.metrics import QUERIES, collect
+from autoscaler.metrics import collect
 from tests.integration.prometheus import PROMETHEUS, RunningPrometheus, SimulatedVllm, prometheus
 from tests.kube_standin import running
 from tests.test_controller import MODEL_ID, NS, VARIANTS, serving_cluster
 
+QUERIES = Settings(namespace="wva-system").queries
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian package prometheus not installed")
 
 
@@ -60,12 +61,12 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
                 for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
                     p.tpot.observe(tpot)
             time.sleep(1)
-        running_prometheus.wait_for(QUERIES["throughput"], 2)
+        running_prometheus.wait_for(QUERIES.per_pod["throughput"].promql, 2)
         yield running_prometheus
 
 
 def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
-    snapshot = collect(PrometheusConnect(prom.url).custom_query)
+    snapshot = collect(PrometheusConnect(prom.url).custom_query, QUERIES)
     first = snapshot.pods[(NS, f"{VARIANTS[0]}-0")]
     assert first.kv == pytest.approx(0.75) and first.queue == 2 and first.running == 4
     assert first.model_name == MODEL_ID

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from autoscaler.api import AUTOSCALER_METRICS_PORT, LEASE_NAME
 from autoscaler.controller import LOCAL_PROMETHEUS, Controller, Settings
 from autoscaler.failures import log_failure
 from autoscaler.kube import Kube
@@ -36,11 +37,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prometheus-password-file", type=Path, default=env("PROMETHEUS_PASSWORD_FILE"))
     p.add_argument("--namespace", default=env("POD_NAMESPACE", "wva-system"))
     p.add_argument("--identity", default=env("POD_NAME", socket.gethostname()))
-    p.add_argument("--lease-name", default="llm-platform-autoscaler")
+    p.add_argument("--lease-name", default=LEASE_NAME)
     p.add_argument("--mode", choices=["default", "wva-v1"], default=env("AUTOSCALER_MODE", "default"))
     p.add_argument("--interval", type=float, default=float(env("AUTOSCALER_INTERVAL_SECONDS", "30")))
     p.add_argument("--dry-run", action="store_true", default=env("AUTOSCALER_DRY_RUN", "false") == "true")
-    p.add_argument("--metrics-port", type=int, default=8080)
+    p.add_argument("--metrics-port", type=int, default=AUTOSCALER_METRICS_PORT)
     p.add_argument("--log-format", choices=["text", "json"], default=env("AUTOSCALER_LOG_FORMAT", "text"))
     return p.parse_args(argv)
 

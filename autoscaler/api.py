@@ -34,6 +34,7 @@ METRICS_PATH = "/metrics"
 AUTOSCALER_APP = "llm-platform-autoscaler"
 AUTOSCALER_METRICS_PORT_NAME = "metrics"
 AUTOSCALER_METRICS_PORT = 8080
+LEASE_NAME = "llm-platform-autoscaler"  # the leader Lease in the autoscaler's namespace (its RBAC names it)
 METRIC_DESIRED_REPLICAS = "wva_desired_replicas"  # gauge {model_id, model_namespace, variant, accelerator}
 METRIC_CURRENT_REPLICAS = "wva_current_replicas"  # gauge, same labels
 METRIC_VARIANT_COST = "wva_variant_cost_per_replica_hour"  # gauge, same labels

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from autoscaler.api import LEASE_NAME
 from tests.kube_standin import Cluster, running
 from tests.test_controller import MODEL_ID, NS, variant_autoscaling
-
-LEASE = "llm-platform-autoscaler"
 
 
 def free_port() -> int:
@@ -88,11 +87,11 @@ def test_two_replicas_one_leader_and_a_graceful_handover(cluster: Cluster, kubec
     ports = [free_port(), free_port()]
     first = start(kubeconfig, "first", ports[0], "--log-format", "json")
     try:
-        wait_for(lambda: cluster.get("leases", "wva-system", LEASE) is not None)
+        wait_for(lambda: cluster.get("leases", "wva-system", LEASE_NAME) is not None)
         second = start(kubeconfig, "second", ports[1])
         try:
             wait_for(lambda: get(ports[1], "/healthz")[0] == 200)
-            lease = cluster.get("leases", "wva-system", LEASE)
+            lease = cluster.get("leases", "wva-system", LEASE_NAME)
             assert lease is not None and lease["spec"]["holderIdentity"] == "first"
             wait_for(lambda: "MetricsAvailable" in str(cluster.get("variantautoscalings", NS, "llama-70b")))
             status, metrics = get(ports[0], "/metrics")
@@ -103,7 +102,7 @@ def test_two_replicas_one_leader_and_a_graceful_handover(cluster: Cluster, kubec
             assert first.stderr is not None
             log = [json.loads(line) for line in first.stderr.read().decode().splitlines()]
             said = [line["message"] for line in log]
-            assert said[1] == f"first leads: it holds the Lease wva-system/{LEASE}", said
+            assert said[1] == f"first leads: it holds the Lease wva-system/{LEASE_NAME}", said
             hold = next(line for line in log if line["level"] == "WARNING")
             assert (hold["model"], hold["namespace"]) == (MODEL_ID, NS)
             assert f"Prometheus at {PROMETHEUS_GONE} unreachable (connection refused)" in hold["reason"]
@@ -112,7 +111,8 @@ def test_two_replicas_one_leader_and_a_graceful_handover(cluster: Cluster, kubec
             # The Lease is handed over at once, and the standby takes over.
             wait_for(
                 lambda: (
-                    (cluster.get("leases", "wva-system", LEASE) or {}).get("spec", {}).get("holderIdentity") == "second"
+                    (cluster.get("leases", "wva-system", LEASE_NAME) or {}).get("spec", {}).get("holderIdentity")
+                    == "second"
                 )
             )
             wait_for(lambda: sum(1 for m, _ in cluster.requests if m == "PATCH") > patches_before)

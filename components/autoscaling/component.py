@@ -21,6 +21,7 @@ from autoscaler.api import (
     AUTOSCALER_METRICS_PORT_NAME,
     GROUP,
     KIND,
+    LEASE_NAME,
     PLURAL,
     THRESHOLDS_CONFIGMAP,
     VERSION,
@@ -49,7 +50,6 @@ PACKAGE = Path(autoscaler.__file__).parent
 # Modules `python -m autoscaler` never imports (the Pulumi program's CRD, the controller benchmark): kept out of the
 # ConfigMap, and out of the image by .dockerignore.
 NOT_SHIPPED = ("bench.py", "crd.py")
-LEASE_NAME = "llm-platform-autoscaler"
 AUTOSCALER_UID = 65532
 CODE_CONFIG_MAP = f"{AUTOSCALER_APP}-code"
 API_TOKEN = "CKV_K8S_38=the autoscaler calls the Kubernetes API with its service account token"

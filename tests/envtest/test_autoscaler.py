@@ -21,11 +21,11 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from autoscaler.api import AUTOSCALER_APP, GROUP, PLURAL, SERVING_LABEL, VERSION
+from autoscaler.api import AUTOSCALER_APP, GROUP, LEASE_NAME, PLURAL, SERVING_LABEL, VERSION
 from autoscaler.kube import FIELD_MANAGER, Kube
 from stack.render import Rendered
 from tests.envtest.controlplane import ControlPlane, apply_stack, requires_assets
-from tests.test_autoscaler_process import LEASE, free_port, get, start, wait_for
+from tests.test_autoscaler_process import free_port, get, start, wait_for
 from tests.test_controller import NS, Prometheus
 
 pytestmark = requires_assets
@@ -126,7 +126,7 @@ def desired(api: client.ApiClient) -> dict[str, int]:
 
 def holder(api: client.ApiClient) -> str | None:
     try:
-        lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, AUTOSCALER_NS)
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, AUTOSCALER_NS)
     except ApiException:
         return None
     return lease.spec.holder_identity if lease.spec else None

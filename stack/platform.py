@@ -52,71 +52,24 @@ class Platform:
         target = config.kubernetes
         self.provider = k8s.Provider("kubernetes", kubeconfig=target.kubeconfig, context=target.context)
         on_cluster = pulumi.ResourceOptions(provider=self.provider)
-        # Selected by kube-prometheus-stack only when it carries the stack's `release` label.
-        monitor_labels = {"release": KUBE_PROMETHEUS_STACK.release} if config.monitoring.enabled else None
         # First: its release installs the monitoring CRDs that the GPU Operator's ServiceMonitor needs.
-        self.monitoring = (
-            Monitoring(
-                "monitoring",
-                config.monitoring,
-                config.models,
-                [config.autoscaler.namespace] if config.autoscaler.enabled else [],
-                on_cluster,
-            )
-            if config.monitoring.enabled
-            else None
-        )
-        after_monitoring = pulumi.ResourceOptions.merge(
-            on_cluster, pulumi.ResourceOptions(depends_on=[self.monitoring.release] if self.monitoring else [])
-        )
-        self.gpu_operator = (
-            GpuOperator("gpu-operator", config.gpu_operator, monitor_labels, after_monitoring)
-            if config.gpu_operator.enabled
-            else None
+        self.monitoring = monitoring(config, on_cluster)
+        self.gpu_operator = gpu_operator(
+            config, after(on_cluster, [self.monitoring.release] if self.monitoring else [])
         )
         # Shared by the models that name them and by the storage claim the models mount.
         self.model_namespaces = {
             ns: ModelNamespace(f"models-{ns}", ns, on_cluster) for ns in sorted({m.namespace for m in config.models})
         }
-        self.model_storage = (
-            ModelStorage(
-                "model-storage",
-                config.model_storage,
-                config.models,
-                {ns: m.name for ns, m in self.model_namespaces.items()},
-                on_cluster,
-            )
-            if config.model_storage.enabled
-            else None
-        )
+        self.model_storage = model_storage(config, self.model_namespaces, on_cluster)
         # Model servers mount the weights claim once it exists; without storage they fetch weights by model id.
-        after_storage = pulumi.ResourceOptions.merge(
-            on_cluster,
-            pulumi.ResourceOptions(depends_on=self.model_storage.serving_dependencies if self.model_storage else []),
+        self.model_servers = model_servers(
+            config,
+            self.model_namespaces,
+            with_storage=self.model_storage is not None,
+            opts=after(on_cluster, self.model_storage.serving_dependencies if self.model_storage else []),
         )
-        self.model_servers = [
-            ModelServing(
-                f"model-{m.name}",
-                m,
-                self.model_namespaces[m.namespace].name,
-                WeightsVolume(MODELS_CLAIM, weights_path(m.model_id)) if self.model_storage else None,
-                autoscaled=config.autoscaler.enabled,
-                opts=after_storage,
-            )
-            for m in config.models
-        ]
-        self.autoscaler = (
-            Autoscaler(
-                "autoscaler",
-                config.autoscaler,
-                config.models,
-                str(config.autoscaler.prometheus_url or prometheus_url(config.monitoring.namespace)),
-                config.monitoring.namespace if config.monitoring.enabled else None,
-                on_cluster,
-            )
-            if config.autoscaler.enabled
-            else None
-        )
+        self.autoscaler = autoscaler(config, on_cluster)
 
     def outputs(self) -> dict[str, object]:
         """Stack outputs: where things are, and what the variants cost at their bounds."""
@@ -139,3 +92,70 @@ class Platform:
         if self.monitoring is not None:
             outputs.update(self.monitoring.outputs())
         return outputs
+
+
+def after(opts: pulumi.ResourceOptions, depends_on: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+    """`opts`, also waiting for `depends_on`; `opts` itself is left as it was."""
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on))
+
+
+def monitoring(config: StackConfig, opts: pulumi.ResourceOptions) -> Monitoring | None:
+    """The monitoring stack; its network policy lets the autoscaler's namespace query Prometheus when it is on."""
+    if not config.monitoring.enabled:
+        return None
+    querying = [config.autoscaler.namespace] if config.autoscaler.enabled else []
+    return Monitoring("monitoring", config.monitoring, config.models, querying, opts)
+
+
+def gpu_operator(config: StackConfig, opts: pulumi.ResourceOptions) -> GpuOperator | None:
+    """The GPU Operator; its ServiceMonitor is selected by kube-prometheus-stack only with the `release` label."""
+    if not config.gpu_operator.enabled:
+        return None
+    monitor_labels = {"release": KUBE_PROMETHEUS_STACK.release} if config.monitoring.enabled else None
+    return GpuOperator("gpu-operator", config.gpu_operator, monitor_labels, opts)
+
+
+def model_storage(
+    config: StackConfig, namespaces: dict[str, ModelNamespace], opts: pulumi.ResourceOptions
+) -> ModelStorage | None:
+    """JuiceFS with one weights claim per model namespace, and the loader that fills it."""
+    if not config.model_storage.enabled:
+        return None
+    return ModelStorage(
+        "model-storage", config.model_storage, config.models, {ns: m.name for ns, m in namespaces.items()}, opts
+    )
+
+
+def model_servers(
+    config: StackConfig,
+    namespaces: dict[str, ModelNamespace],
+    *,
+    with_storage: bool,
+    opts: pulumi.ResourceOptions,
+) -> list[ModelServing]:
+    """One ModelServing per model; replicas are the autoscaler's to set when it is on."""
+    return [
+        ModelServing(
+            f"model-{m.name}",
+            m,
+            namespaces[m.namespace].name,
+            WeightsVolume(MODELS_CLAIM, weights_path(m.model_id)) if with_storage else None,
+            autoscaled=config.autoscaler.enabled,
+            opts=opts,
+        )
+        for m in config.models
+    ]
+
+
+def autoscaler(config: StackConfig, opts: pulumi.ResourceOptions) -> Autoscaler | None:
+    """The autoscaler, reading its own Prometheus URL or else the platform's."""
+    if not config.autoscaler.enabled:
+        return None
+    return Autoscaler(
+        "autoscaler",
+        config.autoscaler,
+        config.models,
+        str(config.autoscaler.prometheus_url or prometheus_url(config.monitoring.namespace)),
+        config.monitoring.namespace if config.monitoring.enabled else None,
+        opts,
+    )

@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 
 from autoscaler.api import MODEL_LABEL, SERVING_LABEL, SERVING_PORT, SERVING_PORT_NAME, serving_labels
 from components.kube import deny_ingress, labels, manifest, namespace, network_policy
-from components.model_serving.args import ModelArgs
+from components.model_serving.args import ModelArgs, VariantArgs
 from components.model_serving.inference_pool import (
     EPP_GRPC_PORT,
     EPP_METRICS_PORT,
@@ -56,6 +56,14 @@ class ModelNamespace(pulumi.ComponentResource):
         self.register_outputs({"name": self.name})
 
 
+def service_spec(model: str) -> dict[str, Any]:
+    """One Service across every variant of the model: clients see one endpoint, whichever variants run."""
+    return {
+        "selector": {SERVING_LABEL: "true", MODEL_LABEL: model},
+        "ports": [{"name": SERVING_PORT_NAME, "port": SERVING_PORT, "targetPort": SERVING_PORT_NAME}],
+    }
+
+
 class ModelServing(pulumi.ComponentResource):
     """One model: a Deployment and a PodDisruptionBudget per variant, one Service across all of them, and
     optionally an Ingress or HTTPRoute. With the autoscaler on, replicas after creation are its to set."""
@@ -70,48 +78,60 @@ class ModelServing(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llm-platform:model_serving:ModelServing", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         replicas_owned = pulumi.ResourceOptions(parent=self, ignore_changes=["spec.replicas"] if autoscaled else None)
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
         for variant in model.variants:
-            meta = {"name": variant.name, "namespace": namespace, "labels": pod_labels(model, variant)}
-            self.deployments[variant.name] = k8s.apps.v1.Deployment(
-                f"{name}-{variant.name}",
-                metadata=manifest({**meta, "annotations": deployment_annotations(variant)}),
-                spec=manifest(deployment_spec(model, variant, weights)),
-                opts=replicas_owned,
+            self.deployments[variant.name] = self._variant(
+                name, model=model, variant=variant, namespace=namespace, weights=weights, deployment_opts=replicas_owned
             )
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-{variant.name}-pdb",
-                metadata=manifest(meta),
-                spec=manifest(
-                    {"maxUnavailable": 1, "selector": {"matchLabels": serving_labels(model.name, variant.name)}}
-                ),
-                opts=child,
-            )
-        endpoint_labels = {SERVING_LABEL: "true", MODEL_LABEL: model.name}
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=manifest(self._meta(model, namespace)),
-            spec=manifest(
-                {
-                    "selector": endpoint_labels,
-                    "ports": [{"name": SERVING_PORT_NAME, "port": SERVING_PORT, "targetPort": SERVING_PORT_NAME}],
-                }
-            ),
-            opts=child,
+            spec=manifest(service_spec(model.name)),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         if model.endpoint.inference_pool:
             self._inference_pool(name, model, namespace)
-        route = model.endpoint
-        if route.route == "ingress":
+        self._route(name, model, namespace)
+        self.register_outputs({"service": self.service.metadata.name})
+
+    def _variant(
+        self,
+        name: str,
+        *,
+        model: ModelArgs,
+        variant: VariantArgs,
+        namespace: pulumi.Input[str],
+        weights: WeightsVolume | None,
+        deployment_opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        """A variant's Deployment, and a PodDisruptionBudget: voluntary disruptions take one replica at a time."""
+        meta = {"name": variant.name, "namespace": namespace, "labels": pod_labels(model, variant)}
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-{variant.name}",
+            metadata=manifest({**meta, "annotations": deployment_annotations(variant)}),
+            spec=manifest(deployment_spec(model, variant, weights)),
+            opts=deployment_opts,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-{variant.name}-pdb",
+            metadata=manifest(meta),
+            spec=manifest({"maxUnavailable": 1, "selector": {"matchLabels": serving_labels(model.name, variant.name)}}),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return deployment
+
+    def _route(self, name: str, model: ModelArgs, namespace: pulumi.Input[str]) -> None:
+        """The model's way in from outside the cluster, if its endpoint asks for one: an Ingress or an HTTPRoute."""
+        child = pulumi.ResourceOptions(parent=self)
+        if model.endpoint.route == "ingress":
             k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 metadata=manifest(self._meta(model, namespace)),
                 spec=manifest(ingress_spec(model)),
                 opts=child,
             )
-        elif route.route == "httproute":
+        elif model.endpoint.route == "httproute":
             k8s.apiextensions.CustomResource(
                 f"{name}-httproute",
                 api_version="gateway.networking.k8s.io/v1",
@@ -120,7 +140,6 @@ class ModelServing(pulumi.ComponentResource):
                 spec=http_route_spec(model),
                 opts=child,
             )
-        self.register_outputs({"service": self.service.metadata.name})
 
     def _inference_pool(self, name: str, model: ModelArgs, namespace: pulumi.Input[str]) -> None:
         picker = picker_name(model.name)

@@ -124,6 +124,7 @@ def test_controller_pods_are_restricted(rendered_stacks: dict[str, Rendered]) ->
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["PROMETHEUS_URL"] == "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
     assert env["AUTOSCALER_MODE"] == "default" and env["PYTHONPATH"] == "/deps:/app"
+    assert env["AUTOSCALER_LOG_FORMAT"] == "text"
 
 
 def test_prebuilt_image_and_external_prometheus(render_config: Render) -> None:
@@ -134,6 +135,7 @@ def test_prebuilt_image_and_external_prometheus(render_config: Render) -> None:
         "prometheusAccess": {"caConfigMap": "thanos-ca", "tokenSecret": "thanos-token"},
         "mode": "wva-v1",
         "dryRun": True,
+        "logFormat": "json",
     }
     rendered = render_config(raw)
     assert validate_rendered(rendered).errors == []
@@ -145,6 +147,7 @@ def test_prebuilt_image_and_external_prometheus(render_config: Render) -> None:
     assert env["PROMETHEUS_CA_FILE"] == "/etc/prometheus-ca/ca.crt"
     assert env["PROMETHEUS_TOKEN_FILE"] == "/etc/prometheus-token/token"
     assert env["AUTOSCALER_MODE"] == "wva-v1" and env["AUTOSCALER_DRY_RUN"] == "true"
+    assert env["AUTOSCALER_LOG_FORMAT"] == "json"  # read by `python -m autoscaler --log-format`
 
 
 def test_thresholds_configmap_round_trips_and_overrides_apply(render_config: Render) -> None:

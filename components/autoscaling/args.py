@@ -23,6 +23,7 @@ class AutoscalerArgs(ArgsModel):
     mode: Literal["default", "wva-v1"] = "default"
     interval_seconds: int = Field(30, ge=5, le=600)
     dry_run: bool = False
+    log_format: Literal["text", "json"] = "text"  # one JSON object per log line for log pipelines
     replicas: int = Field(2, ge=1, le=5)
     # Defaults to the monitoring stack's Prometheus; required when monitoring is disabled.
     prometheus_url: AnyHttpUrl | None = None

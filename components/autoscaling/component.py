@@ -302,6 +302,7 @@ def container_env(args: AutoscalerArgs, *, prometheus_url: str, files: list[Moun
         {"name": "AUTOSCALER_MODE", "value": args.mode},
         {"name": "AUTOSCALER_INTERVAL_SECONDS", "value": str(args.interval_seconds)},
         {"name": "AUTOSCALER_DRY_RUN", "value": "true" if args.dry_run else "false"},
+        {"name": "AUTOSCALER_LOG_FORMAT", "value": args.log_format},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         *({"name": f.env_name, "value": f"/etc/{f.volume}/{f.file}"} for f in files),
     ]

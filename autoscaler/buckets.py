@@ -34,22 +34,27 @@ def slo_buckets_arg(ttft_s: float, tpot_s: float) -> str:
     return json.dumps(slo_buckets(ttft_s, tpot_s), separators=(",", ":"))
 
 
-def share_within(cumulative: Mapping[float, float], objective_s: float) -> tuple[float, bool] | None:
-    """(share of observations <= the objective, whether an edge sits at it) from a cumulative histogram (inf
-    included). Without an edge at the objective the share is interpolated linearly between its neighbouring edges
-    (latencies spread evenly within a bucket); None without observations."""
+def share_within(
+    cumulative: Mapping[float, float], limit: float, *, log_scale: bool = False
+) -> tuple[float, bool] | None:
+    """(share of observations <= the limit, whether an edge sits at it) from a cumulative histogram (inf included);
+    None without observations. Without an edge at the limit the share is interpolated between its neighbouring
+    edges: linearly (latencies spread evenly within a bucket), or on a log scale for vLLM's 1-2-5 token buckets,
+    where nothing is read below the first edge."""
     total = cumulative.get(math.inf, 0.0)
     if total <= 0:
         return None
     edges = sorted(le for le in cumulative if le != math.inf)
-    exact = [le for le in edges if math.isclose(le, objective_s, rel_tol=1e-9)]
+    exact = [le for le in edges if math.isclose(le, limit, rel_tol=1e-9)]
     if exact:
         return cumulative[exact[0]] / total, True
-    below = [le for le in edges if le < objective_s]
-    above = [le for le in edges if le > objective_s]
+    below = [le for le in edges if le < limit]
+    above = [le for le in edges if le > limit]
+    if not below and log_scale:
+        return 0.0, False
     low, low_count = (below[-1], cumulative[below[-1]]) if below else (0.0, 0.0)
-    high, high_count = (above[0], cumulative[above[0]]) if above else (math.inf, total)
-    if high == math.inf:
+    if not above:
         return low_count / total, False
-    w = (objective_s - low) / (high - low)
-    return (low_count + w * (high_count - low_count)) / total, False
+    high = above[0]
+    w = math.log(limit / low) / math.log(high / low) if log_scale else (limit - low) / (high - low)
+    return (low_count + w * (cumulative[high] - low_count)) / total, False

@@ -680,7 +680,12 @@ def ttft_shares(
     Empty until the window holds enough prompts to say anything about a 1% tail: until then nothing is held."""
     if not prompts or prompts.get(math.inf, 0.0) < tuning.feedback_min_requests:
         return {}
-    return {v.name: _share_at_most(prompts, _longest_prompt(v, tuning.ttft_slo_s)) for v in variants}
+    return {v.name: share_at_most(prompts, _longest_prompt(v, tuning.ttft_slo_s)) for v in variants}
+
+
+def share_at_most(prompts: Mapping[float, float], tokens: float) -> float:
+    """The share of the prompts with at most `tokens`, read log-linearly between vLLM's 1-2-5 token edges."""
+    return (share_within(prompts, tokens, log_scale=True) or (0.0, False))[0]
 
 
 def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -> set[str]:
@@ -708,22 +713,6 @@ def longest_prompt(t0_s: float, k_tok_s: float, budget: int, ttft_s: float) -> f
         mid = (low + high) / 2
         low, high = (mid, high) if prefill_seconds(mid, t0_s, k_tok_s, budget) <= ttft_s else (low, mid)
     return low
-
-
-def _share_at_most(cumulative: Mapping[float, float], tokens: float) -> float:
-    """The share of prompts with at most `tokens`, interpolated log-linearly between the histogram's edges."""
-    total = cumulative.get(math.inf, 0.0)
-    edges = sorted(le for le in cumulative if le != math.inf)
-    below = [le for le in edges if le <= tokens]
-    above = [le for le in edges if le > tokens]
-    if not below:
-        return 0.0
-    low = below[-1]
-    if not above:
-        return cumulative[low] / total
-    high = above[0]
-    w = math.log(tokens / low) / math.log(high / low) if low > 0 else 1.0
-    return (cumulative[low] + w * (cumulative[high] - cumulative[low])) / total
 
 
 def _limits(

@@ -22,9 +22,9 @@ from autoscaler.engine import (
     VariantSpec,
     VariantStatus,
     _longest_prompt,
-    _share_at_most,
     decide,
     replica_capacity,
+    share_at_most,
     ttft_shares,
 )
 from autoscaler.priors import variant_spec, with_capacity
@@ -565,7 +565,7 @@ def test_the_ttft_rule_waits_for_enough_prompts() -> None:
 def test_the_share_is_read_between_bucket_edges() -> None:
     """An L40S prefills at most ~6.4k tokens in 2 s; between the 5k and 10k edges the share is interpolated."""
     cumulative = {5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
-    share = _share_at_most(cumulative, _longest_prompt(TOKEN_SPECS[0], 2.0))
+    share = share_at_most(cumulative, _longest_prompt(TOKEN_SPECS[0], 2.0))
     assert 0.90 < share < 1.0
 
 

@@ -1,13 +1,11 @@
 """The autoscaler reaches a Prometheus behind TLS with its own CA, a bearer token, or basic auth (real HTTP)."""
 
 import base64
-import json
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +13,19 @@ import pytest
 import requests
 
 from autoscaler.metrics import PrometheusAuth, connect
+from tests.prometheus_api import serving
 
 
 @contextmanager
 def prometheus_api(seen: list[str | None], context: ssl.SSLContext | None = None) -> Iterator[str]:
-    """Answers /api/v1/query with an empty vector and records the Authorization header of each request."""
+    """Answers every query with an empty vector and records the Authorization header of each request."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            return
+    def answer(promql: str, headers: Message) -> list[dict[str, Any]]:
+        seen.append(headers.get("Authorization"))
+        return []
 
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("Authorization"))
-            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    if context:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    scheme = "https" if context else "http"
-    try:
-        yield f"{scheme}://localhost:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(answer, context, host="localhost") as url:
+        yield url
 
 
 @pytest.fixture

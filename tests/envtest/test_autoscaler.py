@@ -5,17 +5,13 @@ Deployment status itself. Prometheus is faked over HTTP with tests/test_controll
 process runs the seed's algorithm (`wva-v1`), whose steps are exact: one replica at a time, none in transition.
 """
 
-import json
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from kubernetes import client, config
@@ -24,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from autoscaler.api import AUTOSCALER_APP, GROUP, LEASE_NAME, PLURAL, SERVING_LABEL, VERSION
 from autoscaler.kube import FIELD_MANAGER, Kube
 from stack.render import Rendered
+from tests import prometheus_api
 from tests.envtest.controlplane import ControlPlane, apply_stack, requires_assets
 from tests.test_autoscaler_process import free_port, get, start, wait_for
 from tests.test_controller import NS, Prometheus
@@ -45,28 +42,8 @@ class LivePrometheus(Prometheus):
 @contextmanager
 def serving(prometheus: Prometheus) -> Iterator[str]:
     """Prometheus's instant-query API on loopback, answered by `prometheus`."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            promql = parse_qs(urlparse(self.path).query)["query"][0]
-            result = prometheus(promql)
-            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with prometheus_api.serving(lambda promql, _: prometheus(promql)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

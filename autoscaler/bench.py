@@ -40,7 +40,8 @@ class InMemoryKube(Kube):
             spec = spec_from_stack_model({"modelID": f"org/{name}", "variants": variants}).model_dump(
                 by_alias=True, exclude_none=True
             )
-            self.objects.append({"metadata": {"name": name, "namespace": ns, "uid": name}, "spec": spec})
+            meta = {"name": name, "namespace": ns, "uid": name, "generation": 1}
+            self.objects.append({"metadata": meta, "spec": spec})
         self.writes = 0
 
     def variant_autoscalings(self) -> list[dict[str, Any]]:
@@ -69,16 +70,44 @@ class InMemoryKube(Kube):
         self.writes += 1
 
 
+# Each model's prompts over the window, cumulative by vLLM's 1-2-5 edges (a conversation mix of 600 requests), so
+# every pass plans TTFT at load too.
+PROMPTS = {1000.0: 300.0, 2000.0: 480.0, 5000.0: 590.0, 10000.0: 600.0}
+SHAPE = {"requests": 600.0, "prompt": 600.0 * 1155, "generation": 600.0 * 211}
+
+
 def prometheus_answers(kube: InMemoryKube) -> dict[str, list[dict[str, Any]]]:
-    """One series per pod for every query, as Prometheus would answer them."""
+    """One series per pod for every per-pod query, and per model its prompt histogram and shape, as Prometheus
+    would answer them."""
     answers: dict[str, list[dict[str, Any]]] = {}
-    values = {"kv": 0.4, "queue": 1.0, "running": 8.0, "throughput": 1.2, "itl": 0.05, "last_seen": NOW - 5}
+    values = {
+        "kv": 0.4,
+        "queue": 1.0,
+        "running": 8.0,
+        "throughput": 1.2,
+        "itl": 0.05,
+        "last_seen": NOW - 5,
+        "prefill": 0.4,
+    }
     labels = {"model_name": "x", "num_gpu_blocks": "29000", "block_size": "16"}
-    for name, q in Settings(namespace="wva-system").queries.per_pod.items():
+    queries = Settings(namespace="wva-system").queries
+    for name, q in queries.per_pod.items():
         answers[q.promql] = [
             {"metric": {"namespace": p.namespace, "pod": p.name, **labels}, "value": [NOW, str(values.get(name, 1.0))]}
             for p in kube.pods
         ]
+    models = [(o["metadata"]["namespace"], o["spec"]["modelID"]) for o in kube.objects]
+    edges = [*((str(le), n) for le, n in PROMPTS.items()), ("+Inf", max(PROMPTS.values()))]
+    answers[queries.histograms] = [
+        {"metric": {"namespace": ns, "model_name": m, "le": le, "of": "prompt_tokens"}, "value": [NOW, str(n)]}
+        for ns, m in models
+        for le, n in edges
+    ]
+    answers[queries.shape] = [
+        {"metric": {"namespace": ns, "model_name": m, "of": of}, "value": [NOW, str(v)]}
+        for ns, m in models
+        for of, v in SHAPE.items()
+    ]
     return answers
 
 

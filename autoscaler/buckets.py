@@ -34,13 +34,10 @@ def slo_buckets_arg(ttft_s: float, tpot_s: float) -> str:
     return json.dumps(slo_buckets(ttft_s, tpot_s), separators=(",", ":"))
 
 
-def share_within(
-    cumulative: Mapping[float, float], limit: float, *, log_scale: bool = False
-) -> tuple[float, bool] | None:
+def share_within(cumulative: Mapping[float, float], limit: float) -> tuple[float, bool] | None:
     """(share of observations <= the limit, whether an edge sits at it) from a cumulative histogram (inf included);
-    None without observations. Without an edge at the limit the share is interpolated between its neighbouring
-    edges: linearly (latencies spread evenly within a bucket), or on a log scale for vLLM's 1-2-5 token buckets,
-    where nothing is read below the first edge."""
+    None without observations. Without an edge at the limit the share is interpolated linearly between its
+    neighbouring edges (latencies spread evenly within a bucket)."""
     total = cumulative.get(math.inf, 0.0)
     if total <= 0:
         return None
@@ -50,11 +47,9 @@ def share_within(
         return cumulative[exact[0]] / total, True
     below = [le for le in edges if le < limit]
     above = [le for le in edges if le > limit]
-    if not below and log_scale:
-        return 0.0, False
     low, low_count = (below[-1], cumulative[below[-1]]) if below else (0.0, 0.0)
     if not above:
         return low_count / total, False
     high = above[0]
-    w = math.log(limit / low) / math.log(high / low) if log_scale else (limit - low) / (high - low)
+    w = (limit - low) / (high - low)
     return (low_count + w * (cumulative[high] - low_count)) / total, False

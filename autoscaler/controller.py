@@ -29,7 +29,7 @@ from autoscaler.api import (
     parse_thresholds_configmap,
     thresholds_for,
 )
-from autoscaler.engine import Decision, Memory, Mode, Observation, Tuning, VariantStatus, decide
+from autoscaler.engine import Decision, Memory, Mode, Observation, Tuning, VariantSpec, VariantStatus, decide
 from autoscaler.failures import kubernetes_problem, log_failure, prometheus_problem
 from autoscaler.kube import Kube
 from autoscaler.metrics import PrometheusAuth, Queries, Query, Snapshot, collect
@@ -106,6 +106,11 @@ class Controller:
     _conditions: dict[ObjectKey, dict[str, ConditionStatus]] = field(default_factory=dict)  # status last seen
     _watched: dict[tuple[str, str], float] = field(default_factory=dict)  # (namespace, model id) -> first seen
     _holding: dict[ObjectKey, str] = field(default_factory=dict)  # the cause last logged, numbers left out
+    # Per object, its valid spec and variants as the engine plans them, for the generation they were read at: a spec
+    # changes only with its generation, and validating it and building the profiles is most of a pass's CPU.
+    _specs: dict[ObjectKey, tuple[tuple[str, int], VariantAutoscalingSpec, list[VariantSpec]]] = field(
+        default_factory=dict
+    )
 
     def reconcile(self) -> None:
         """One pass. A failed read of the cluster holds every object (saying why where its status can be written)
@@ -176,11 +181,12 @@ class Controller:
     def _reconcile_one(self, obj: Mapping[str, Any], world: World) -> None:
         """Read the model out of the pass's world, decide, act unless something holds it, report what was found."""
         now = self.clock()
-        spec = self._valid_spec(obj, now)
-        if spec is None:
+        read = self._valid_spec(obj, now)
+        if read is None:
             return
+        spec, variants = read
         model = self._read_model(obj, spec, world, now)
-        decision, memory = self._decide(model, now)
+        decision, memory = self._decide(model, variants, now)
         metrics_problem = model.metrics_problem or (None if decision.metrics_available else decision.reason)
         held = hold_cause(model.unresolved, metrics_problem)
         self._log_hold(model.key, spec.model_id, held)
@@ -199,16 +205,29 @@ class Controller:
         self._report(obj, conditions, now, rows, decision)
         self._export(model, decision, acted=held is None)
 
-    def _valid_spec(self, obj: Mapping[str, Any], now: float) -> VariantAutoscalingSpec | None:
-        """The object's spec; None once an invalid one is reported (it holds until it is fixed)."""
+    def _valid_spec(
+        self, obj: Mapping[str, Any], now: float
+    ) -> tuple[VariantAutoscalingSpec, list[VariantSpec]] | None:
+        """The object's spec and its variants for the engine; None once an invalid one is reported (it holds until
+        it is fixed). Read again only when the object's uid or generation changes (an object without a generation,
+        as a stand-in may serve it, every pass)."""
+        meta = obj["metadata"]
+        key, version = (meta["namespace"], meta["name"]), (meta.get("uid", ""), meta.get("generation"))
+        cached = self._specs.get(key)
+        if cached is not None and version[1] is not None and cached[0] == version:
+            return cached[1], cached[2]
         try:
-            return VariantAutoscalingSpec.model_validate(obj.get("spec", {}))
+            spec = VariantAutoscalingSpec.model_validate(obj.get("spec", {}))
         except ValidationError as error:
-            meta = obj["metadata"]
+            self._specs.pop(key, None)
             invalid = str(error).replace("\n", " ")
             self._report(obj, [invalid_spec_condition(invalid, at=timestamp(now))], now, [])
             self._log_hold((meta["namespace"], meta["name"]), meta["name"], invalid)
             return None
+        variants = [variant_spec(v) for v in spec.variants]
+        if version[1] is not None:
+            self._specs[key] = (version, spec, variants)
+        return spec, variants
 
     def _read_model(self, obj: Mapping[str, Any], spec: VariantAutoscalingSpec, world: World, now: float) -> Model:
         meta = obj["metadata"]
@@ -239,9 +258,8 @@ class Controller:
             metrics_problem=problem,
         )
 
-    def _decide(self, model: Model, now: float) -> tuple[Decision, Memory]:
+    def _decide(self, model: Model, variants: list[VariantSpec], now: float) -> tuple[Decision, Memory]:
         thresholds = thresholds_for(model.spec.model_id, model.key[0], *self.thresholds)
-        variants = [variant_spec(v) for v in model.spec.variants]
         memory = self.memory.get(model.key, Memory())
         return decide(self.settings.mode, variants, thresholds, model.status, model.observed, memory, now, model.tuning)
 
@@ -349,18 +367,17 @@ class Controller:
 
     def _export(self, model: Model, decision: Decision, acted: bool) -> None:
         ns, model_id = model.key[0], model.spec.model_id
-        self.telemetry.metrics_available.labels(model_id, ns).set(1 if decision.metrics_available else 0)
+        t = self.telemetry
+        t.gauge(t.metrics_available, model_id, ns).set(1 if decision.metrics_available else 0)
         for v in model.spec.variants:
             labels = (model_id, ns, v.name, v.accelerator_type)
             st = model.status.get(v.name)
-            self.telemetry.current.labels(*labels).set(st.current if st else 0)
-            self.telemetry.desired.labels(*labels).set(
-                decision.targets.get(v.name, 0) if acted else (st.desired if st else 0)
-            )
-            self.telemetry.cost.labels(*labels).set(v.cost)
-            self.telemetry.capacity_limited.labels(*labels).set(1 if v.name in decision.limited else 0)
+            t.gauge(t.current, *labels).set(st.current if st else 0)
+            t.gauge(t.desired, *labels).set(decision.targets.get(v.name, 0) if acted else (st.desired if st else 0))
+            t.gauge(t.cost, *labels).set(v.cost)
+            t.gauge(t.capacity_limited, *labels).set(1 if v.name in decision.limited else 0)
             if v.name in decision.capacity_rps:
-                self.telemetry.capacity.labels(*labels).set(decision.capacity_rps[v.name])
+                t.gauge(t.capacity, *labels).set(decision.capacity_rps[v.name])
 
 
 def gist(cause: str) -> str:

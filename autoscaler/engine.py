@@ -16,13 +16,13 @@ that runs in production. Two modes:
 Both hold replicas, and never scale down, when metrics are missing, stale or contradictory.
 """
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from autoscaler.accelerators import PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, TokenProfile, prefill_seconds
+from autoscaler import ttft
+from autoscaler.accelerators import PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, TokenProfile
 from autoscaler.api import DEFAULT_HEADROOM, Thresholds
 from autoscaler.buckets import share_within
 from autoscaler.planner import Option, best_value_growth, cheapest_mix
@@ -89,6 +89,7 @@ class ReplicaSample:
     # per-request TPOT histogram); None when the replica does not export it.
     tpot_requests: float | None = None
     tpot_met: float | None = None
+    prefill_s: float | None = None  # mean prefill time of its requests over the feedback window (vLLM's histogram)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class Memory:
     demands: tuple[tuple[float, float], ...] = ()  # (time, requests/s served) over the trend window
     limits: Mapping[str, Limit] = field(default_factory=dict)  # capacity-limited variants
     cold_starts: Mapping[str, float] = field(default_factory=dict)  # per variant: the last measured
+    prefill: Mapping[str, float] = field(default_factory=dict)  # per variant: measured prefill time / modelled
 
 
 @dataclass(frozen=True)
@@ -269,15 +271,25 @@ def _default(
         pending=supply.pending,
         shape=shape,
         cold=supply.cold,
+        prefill=usable.prefill,
+        prompts=usable.prompts,
+        idle=usable.ttft_shares,
     )
     decision = _within_limits(decision, desired, usable.variants, supply.limits, now)
-    reason = decision.reason + f"; shape {shape.describe()}" + _work_note(usable.work)
+    reason = decision.reason + f"; shape {shape.describe()}" + _work_note(usable.work) + _prefill_note(usable.prefill)
     ttft = ttft_reading(obs.ttft, usable.ttft_shares, tuning)
     if ttft is not None:
         reason += f"; {ttft.describe(tuning.ttft_slo_s)}"
     if usable.slow:
         reason += _ttft_note(usable.ttft_shares, usable.slow, tuning)
-    memory = replace(memory, limits=supply.limits, work=usable.learned, shape=shape, cold_starts=supply.cold_starts)
+    memory = replace(
+        memory,
+        limits=supply.limits,
+        work=usable.learned,
+        shape=shape,
+        cold_starts=supply.cold_starts,
+        prefill=usable.prefill,
+    )
     return replace(decision, reason=reason), memory
 
 
@@ -320,6 +332,8 @@ class _Usable:
     variants: list[VariantSpec]
     learned: Mapping[str, float]  # measured work per request over the profile's, of the variants seen busy
     work: Mapping[str, float]  # the factor each variant is planned with
+    prefill: Mapping[str, float]  # per variant seen prefilling: measured prefill time over the modelled
+    prompts: ttft.Prompts | None  # the model's prompts, once the window holds enough to read a 1% tail
     ttft_shares: Mapping[str, float]
     slow: set[str]  # too slow to prefill the observed prompts in time: held at their minimum
 
@@ -341,9 +355,13 @@ def _usable(
     corrected = [
         v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
     ]
-    shares = ttft_shares(corrected, obs.prompt_tokens, tuning)
-    slow = _ttft_limited(shares, (obs.prompt_tokens or {}).get(math.inf, 0.0), tuning)
-    return _Usable([_supplied(v, slow, limits) for v in corrected], learned, work, shares, slow)
+    read = ttft.prompts_of(obs.prompt_tokens) if obs.prompt_tokens else None
+    prefill = _prefill_corrections(corrected, obs, memory, shape, read or _mean_prompt(shape), tuning)
+    counted = (obs.prompt_tokens or {}).get(math.inf, 0.0)
+    prompts = read if counted >= tuning.feedback_min_requests else None
+    shares = ttft_shares(corrected, prompts, shape, tuning, prefill)
+    slow = _ttft_limited(shares, counted, tuning)
+    return _Usable([_supplied(v, slow, limits) for v in corrected], learned, work, prefill, prompts, shares, slow)
 
 
 def _cold_starts(variants: Sequence[VariantSpec], measured: Mapping[str, float]) -> dict[str, float]:
@@ -426,6 +444,52 @@ def _corrections(
     return learned
 
 
+def _prefill_corrections(
+    variants: Sequence[VariantSpec],
+    obs: Observation,
+    memory: Memory,
+    shape: Shape,
+    prompts: ttft.Prompts,
+    tuning: Tuning,
+) -> dict[str, float]:
+    """Per variant, its replicas' measured mean prefill time (vLLM's `request_prefill_time_seconds`: first chunk
+    scheduled to first token) over the one the TTFT model expects for the model's prompts at each replica's measured
+    load (Dynamo's TTFT correction), pooled over the replicas by their requests once they finished enough to say
+    anything, moved `learn_rate` of the way and bounded both ways by `correction_max`. It scales the variant's
+    prefill times wherever TTFT is planned; ITL cannot see a prefill cost on replicas that mostly prefill."""
+    learned = {v.name: memory.prefill[v.name] for v in variants if v.name in memory.prefill}
+    request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    for v in variants:
+        mine = [
+            s
+            for s in obs.samples
+            if s.variant == v.name and s.prefill_s is not None and s.tpot_requests and s.throughput > 0
+        ]
+        finished = sum(s.tpot_requests or 0.0 for s in mine)
+        if finished < tuning.feedback_min_requests:
+            continue
+        measured = sum((s.tpot_requests or 0.0) * (s.prefill_s or 0.0) for s in mine)
+        expected = sum(
+            (s.tpot_requests or 0.0) * ttft.mean_prefill_s(v.profile, prompts, request, s.throughput) for s in mine
+        )
+        if not 0 < expected < math.inf:
+            continue
+        old = learned.get(v.name, 1.0)
+        new = old + tuning.learn_rate * (measured / expected - old)
+        learned[v.name] = min(tuning.correction_max, max(1 / tuning.correction_max, new))
+    return learned
+
+
+def _mean_prompt(shape: Shape) -> ttft.Prompts:
+    """Without the model's prompt histogram: its mean prompt alone."""
+    return ttft.Prompts((shape.prompt_tokens,), (1.0,))
+
+
+def _prefill_note(prefill: Mapping[str, float]) -> str:
+    moved = [f"{n} x{f:.2f}" for n, f in sorted(prefill.items()) if abs(f - 1) >= 0.01]
+    return f"; measured prefill time over the modelled: {', '.join(moved)}" if moved else ""
+
+
 def _corrected(p: TokenProfile, work: float) -> TokenProfile:
     return replace(p, k_tok_s=p.k_tok_s * work, k_kv_s=p.k_kv_s * work)
 
@@ -442,6 +506,42 @@ def replica_capacity(p: TokenProfile, shape: Shape, tuning: Tuning) -> float:
     decode_s = shape.output_tokens * tuning.tpot_slo_s * tuning.itl_margin
     u = _planned_utilization(p.t0_s, full, decode_s, tuning)
     return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+
+
+def ttft_capacities(
+    variants: Sequence[VariantSpec],
+    prompts: ttft.Prompts | None,
+    shape: Shape,
+    tuning: Tuning,
+    *,
+    within: Mapping[str, float],
+    desired: Mapping[str, int],
+    prefill: Mapping[str, float],
+    idle: Mapping[str, float],
+) -> dict[str, float]:
+    """Per variant, the highest rate per replica up to `within` (its capacity for the TPOT objective) at which the
+    TTFT of its prompts meets the objective: the share within it at load stays within `1 - slo_target` of the share
+    an idle replica reaches (the p99 of the prompts it can serve at all), with the queue wait of the model's replicas
+    behind its router, which sends each request to the least loaded (`ttft.py`), and the variant's measured prefill
+    correction. `idle`: each variant's share at no load (`ttft_shares`). Only the TPOT capacity until the window
+    holds enough prompts to read a 1% tail."""
+    if prompts is None:
+        return dict(within)
+    request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    replicas = max(1, sum(desired.values()))
+    out = {}
+    for v in variants:
+        out[v.name] = ttft.capacity(
+            v.profile,
+            prompts,
+            request,
+            tuning.ttft_slo_s,
+            idle[v.name] - (1 - tuning.slo_target),
+            within_rps=within[v.name],
+            replicas=replicas,
+            prefill_factor=prefill.get(v.name, 1.0),
+        )
+    return out
 
 
 def _supplied(v: VariantSpec, slow: set[str], limits: Mapping[str, Limit]) -> VariantSpec:
@@ -555,12 +655,18 @@ def _planned(
     pending: int,
     shape: Shape,
     cold: Mapping[str, float],
+    prefill: Mapping[str, float],
+    prompts: ttft.Prompts | None,
+    idle: Mapping[str, float],
 ) -> tuple[Decision, Memory]:
     """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
     `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
     modelled = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
-    capacity = {n: modelled[n] * corrections[n].factor for n in modelled}
+    within_tpot = {n: modelled[n] * corrections[n].factor for n in modelled}
+    capacity = ttft_capacities(
+        variants, prompts, shape, tuning, within=within_tpot, desired=desired, prefill=prefill, idle=idle
+    )
     demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=capacity, cold=cold)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
@@ -580,6 +686,9 @@ def _planned(
     raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
     if raised:
         reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
+    bound = [f"{n} {capacity[n]:.2f} of {within_tpot[n]:.2f}" for n in capacity if capacity[n] < within_tpot[n]]
+    if bound:
+        reason += f"; req/s per replica bound by TTFT at load: {', '.join(bound)}"
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
 
 
@@ -673,19 +782,25 @@ def _stabilized(
 
 
 def ttft_shares(
-    variants: Sequence[VariantSpec], prompts: Mapping[float, float] | None, tuning: Tuning
+    variants: Sequence[VariantSpec],
+    prompts: ttft.Prompts | None,
+    shape: Shape,
+    tuning: Tuning,
+    prefill: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Per variant, the share of the observed prompts an idle replica prefills within the TTFT objective (its
-    prefill model from the priors, the prompts from vLLM's histogram, read log-linearly between bucket edges).
-    Empty until the window holds enough prompts to say anything about a 1% tail: until then nothing is held."""
-    if not prompts or prompts.get(math.inf, 0.0) < tuning.feedback_min_requests:
+    """Per variant, the share of the observed prompts an idle replica prefills within the TTFT objective (`ttft.py`
+    at no load: its profile, scaled by its measured prefill correction, and the prompts not found in the prefix
+    cache). Empty without enough prompts to say anything about a 1% tail: until then nothing is held."""
+    if prompts is None:
         return {}
-    return {v.name: share_at_most(prompts, _longest_prompt(v, tuning.ttft_slo_s)) for v in variants}
-
-
-def share_at_most(prompts: Mapping[float, float], tokens: float) -> float:
-    """The share of the prompts with at most `tokens`, read log-linearly between vLLM's 1-2-5 token edges."""
-    return (share_within(prompts, tokens, log_scale=True) or (0.0, False))[0]
+    request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    factor = prefill or {}
+    return {
+        v.name: ttft.share_within(
+            v.profile, prompts, request, 0.0, tuning.ttft_slo_s, prefill_factor=factor.get(v.name, 1.0)
+        )
+        for v in variants
+    }
 
 
 def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -> set[str]:
@@ -698,21 +813,6 @@ def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -
     goal = min(tuning.slo_target, max(shares.values()) - 0.01)
     z = tuning.tpot_quantile_z
     return {n for n, p in shares.items() if p < goal - z * math.sqrt(max(p * (1 - p), 1e-9) / prompts)}
-
-
-def _longest_prompt(v: VariantSpec, ttft_s: float) -> float:
-    p = v.profile
-    return longest_prompt(p.t0_s, p.k_tok_s, p.max_num_batched_tokens, ttft_s)
-
-
-@functools.lru_cache(maxsize=256)
-def longest_prompt(t0_s: float, k_tok_s: float, budget: int, ttft_s: float) -> float:
-    """The longest prompt an idle replica prefills within ttft_s (the prefill model is monotone in the length)."""
-    low, high = 0.0, ttft_s / k_tok_s
-    for _ in range(40):
-        mid = (low + high) / 2
-        low, high = (mid, high) if prefill_seconds(mid, t0_s, k_tok_s, budget) <= ttft_s else (low, mid)
-    return low
 
 
 def _limits(

@@ -118,6 +118,12 @@ class Queries:
                 "tpot_buckets",
                 _bucket,
             ),
+            # The mean prefill time of the requests over the same window: first chunk scheduled to first token.
+            "prefill": PodQuery(
+                f"sum by ({BY_POD}) (increase(vllm:request_prefill_time_seconds_sum[{window}]))"
+                f" / sum by ({BY_POD}) (increase(vllm:request_prefill_time_seconds_count[{window}]) > 0)",
+                "prefill_s",
+            ),
             # The share of prompt tokens found in the prefix cache over the same window (vLLM V1 counts tokens).
             "prefix_hit": PodQuery(
                 f"sum by ({BY_POD}) (increase(vllm:prefix_cache_hits_total[{window}]))"
@@ -167,6 +173,7 @@ class PodMetrics:
     kv_tokens: int | None = None
     tpot_buckets: Mapping[float, float] | None = None  # requests finished with TPOT <= le, by le (inf included)
     prefix_hit_ratio: float | None = None  # prompt tokens served from the prefix cache, over those looked up
+    prefill_s: float | None = None  # mean prefill time of the requests over the feedback window
 
     def tpot_within(self, objective_s: float) -> tuple[float, float] | None:
         """(requests finished, requests whose TPOT met the objective) over the window, read at the largest bucket
@@ -257,7 +264,8 @@ def _pods(answers: Iterable[tuple[PodQuery, Series]]) -> dict[PodKey, PodMetrics
             key = (labels.get("namespace", ""), labels.get("pod", ""))
             if all(key):
                 mine = fields.setdefault(key, {})
-                mine[name] = parse(mine.get(name), labels, s["value"][1])
+                # Most queries are plain numbers: read them without the call (a pass reads ~20k series).
+                mine[name] = float(s["value"][1]) if parse is _number else parse(mine.get(name), labels, s["value"][1])
     return {key: PodMetrics(**f) for key, f in fields.items()}
 
 

@@ -105,7 +105,11 @@ def observation(
             continue
         seen.append(m.last_seen or 0.0)
         finished, met = m.tpot_within(spec.slo.tpot_seconds) or (None, None)
-        samples.append(ReplicaSample(pod.variant, pod.name, m.kv, m.queue, m.throughput or 0.0, m.itl_s, finished, met))
+        samples.append(
+            ReplicaSample(
+                pod.variant, pod.name, m.kv, m.queue, m.throughput or 0.0, m.itl_s, finished, met, m.prefill_s
+            )
+        )
     names_seen = snapshot.model_names_in(ns)
     retention = snapshot.requests_in_retention.get((ns, spec.model_id))
     problem = None

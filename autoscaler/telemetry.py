@@ -78,3 +78,13 @@ class Telemetry:
             api.METRIC_RECONCILE_ERRORS.removesuffix("_total"), "Failed API or Prometheus calls", ("call",), registry=r
         )
         self.last_reconcile = Gauge(api.METRIC_LAST_RECONCILE, "Unix time of the last complete pass", registry=r)
+        self._children: dict[tuple[str, tuple[str, ...]], Gauge] = {}
+
+    def gauge(self, metric: Gauge, *labels: str) -> Gauge:
+        """A gauge's child for these labels, looked up once: `labels()` validates and locks on every call, and a
+        pass sets five gauges for each of hundreds of variants."""
+        key = (metric._name, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

@@ -146,3 +146,17 @@ def test_release_tags_publish_the_image_with_sbom_and_least_privilege() -> None:
     build = next(s for s in job["steps"] if s["uses"].startswith("docker/build-push-action@"))["with"]
     assert build["file"] == "autoscaler/Dockerfile" and build["push"] is True
     assert build["sbom"] is True and build["provenance"]
+
+
+def test_every_library_the_runtime_imports_is_a_shipped_requirement() -> None:
+    """The image installs only autoscaler/requirements.txt: a library imported by a shipped module but installed
+    only in the development environment (numpy, say) would fail in the cluster and nowhere else."""
+    shipped = {canonical(name) for name in pinned(PACKAGE / "requirements.txt")}
+    owners = importlib.metadata.packages_distributions()
+    for module in sorted(runtime_modules()):
+        for node in ast.walk(ast.parse((PACKAGE / module).read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for top in {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {"autoscaler"}:
+                assert {canonical(d) for d in owners.get(top, [top])} & shipped, f"{module} imports {top}"

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoscaler import ttft
 from autoscaler.accelerators import ACCELERATORS, PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS
 from autoscaler.api import Thresholds, Variant
 from autoscaler.engine import (
@@ -21,10 +22,8 @@ from autoscaler.engine import (
     Tuning,
     VariantSpec,
     VariantStatus,
-    _longest_prompt,
     decide,
     replica_capacity,
-    share_at_most,
     ttft_shares,
 )
 from autoscaler.priors import variant_spec, with_capacity
@@ -538,7 +537,7 @@ def test_a_variant_that_cannot_prefill_the_observed_prompts_in_time_is_held_at_i
     prompt: float, long_share: float, held: set[str]
 ) -> None:
     lengths = [12_000.0 if k < long_share * 1000 else prompt for k in range(1000)]
-    shares = ttft_shares(TOKEN_SPECS, prompts_with(lengths), Tuning())
+    shares = ttft_shares(TOKEN_SPECS, ttft.prompts_of(prompts_with(lengths)), Shape(), Tuning())
     assert shares["h100"] == pytest.approx(1.0)
     status = {
         v.name: VariantStatus(
@@ -552,21 +551,31 @@ def test_a_variant_that_cannot_prefill_the_observed_prompts_in_time_is_held_at_i
     decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
     grown = {n for n, t in decision.targets.items() if t > (2 if n == "l40s" else 0)}
     assert not (grown & held), decision.reason
-    assert ("TTFT" in decision.reason) == bool(held)
+    assert ("held at their minimum" in decision.reason) == bool(held)
     if held:
         assert decision.targets["h100"] > 0
 
 
 def test_the_ttft_rule_waits_for_enough_prompts() -> None:
-    few = prompts_with([12_000.0] * 50)
-    assert ttft_shares(TOKEN_SPECS, few, Tuning()) == {}
+    """50 prompts say nothing about a 1% tail: no variant is held, and capacity is the TPOT capacity."""
+    lengths = [12_000.0] * 50
+    status = steady({"l40s": 2, "a100": 0, "h100": 0})
+    obs = Observation(
+        tuple(samples("l40s", [(0.7, 3), (0.7, 3)], throughput=2.0)), 5.0, 100.0, None, prompts_with(lengths)
+    )
+    decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
+    assert "TTFT" not in decision.reason.split("; shape")[0] and "held at their minimum" not in decision.reason
+    assert ttft_shares(TOKEN_SPECS, None, Shape(), Tuning()) == {}
 
 
 def test_the_share_is_read_between_bucket_edges() -> None:
-    """An L40S prefills at most ~6.4k tokens in 2 s; between the 5k and 10k edges the share is interpolated."""
-    cumulative = {5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
-    share = share_at_most(cumulative, _longest_prompt(TOKEN_SPECS[0], 2.0))
+    """An L40S prefills at most ~6.4k tokens in 2 s; prompts between the 5k and 10k edges are read spread over the
+    bucket, so some of them count as in time; a prefix cache that serves half of each prompt brings them all in."""
+    cumulative = {2000.0: 0.0, 5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
+    share = ttft_shares(TOKEN_SPECS, ttft.prompts_of(cumulative), Shape(), Tuning())["l40s"]
     assert 0.90 < share < 1.0
+    cached = ttft_shares(TOKEN_SPECS, ttft.prompts_of(cumulative), Shape(cached_share=0.5), Tuning())["l40s"]
+    assert cached == pytest.approx(1.0)
 
 
 def test_a_few_long_prompts_in_a_window_do_not_swap_the_mix() -> None:
@@ -584,7 +593,7 @@ def test_a_few_long_prompts_in_a_window_do_not_swap_the_mix() -> None:
             tuple(samples("l40s", [(0.5, 0), (0.5, 0)], throughput=1.0)), 5.0, 100.0, None, prompts_with(lengths)
         )
         decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
-        assert ("TTFT" in decision.reason) == held, long_prompts
+        assert ("held at their minimum" in decision.reason) == held, long_prompts
 
 
 # --- token profiles, shapes and corrections ----------------------------------------------------------------------
@@ -650,6 +659,52 @@ def test_replicas_with_small_decode_batches_do_not_correct_the_profile() -> None
     assert obs.samples[0].throughput * 30 * (obs.samples[0].itl_s or 0) < Tuning().min_decode_batch_to_learn
     _, memory = decide("default", SEED, T, steady({"l40s": 3, "a100": 0, "h100": 0}), obs, Memory(), 0.0)
     assert memory.work == {}
+
+
+CODING = Shape(2048, 30, 0.0, 1000)
+CODING_PROMPTS = prompts_with([2048.0 * (0.5 + k / 1000) for k in range(1000)])  # 1k-3k tokens
+
+
+def coding_replicas(n: int, prefill_s: float | None = None, requests: float = 300.0) -> Observation:
+    """n L40S replicas of a coding assistant, lightly loaded, with their mean prefill time over the window."""
+    reps = tuple(ReplicaSample("l40s", f"l40s-{i}", 0.2, 0, 0.2, 0.05, requests, requests, prefill_s) for i in range(n))
+    return Observation(reps, 5.0, 100.0, prompt_tokens=CODING_PROMPTS, shape=CODING)
+
+
+# (L40S replicas of the model, the planned capacity per replica over its TPOT capacity): one replica alone queues
+# its 2k-token prompts past 2 s well before its TPOT capacity; behind a router with three more it does not.
+TTFT_BOUND_CASES = [(1, (0.2, 0.5)), (4, (1.0, 1.0))]
+
+
+@pytest.mark.parametrize(("replicas", "ratio"), TTFT_BOUND_CASES)
+def test_capacity_is_bound_by_ttft_at_load(replicas: int, ratio: tuple[float, float]) -> None:
+    counts = {"l40s": replicas, "a100": 0, "h100": 0}
+    decision, _ = decide("default", SEED, T, steady(counts), coding_replicas(replicas), Memory(), 0.0)
+    within = replica_capacity(SEED[0].profile, CODING, Tuning())
+    assert ratio[0] <= decision.capacity_rps["l40s"] / within <= ratio[1]
+    assert ("bound by TTFT at load: l40s" in decision.reason) == (ratio[1] < 1.0)
+
+
+# (measured prefill time over the modelled, requests each of 3 replicas finished, the correction after 1 and after
+# 20 passes): it moves 30% of the way each pass, bounded to x2 both ways; fewer than 200 requests say nothing.
+PREFILL_CASES = [(1.5, 300.0, 1.15, 1.5), (0.8, 300.0, 0.94, 0.8), (4.0, 300.0, 1.9, 2.0), (1.5, 50.0, None, None)]
+
+
+@pytest.mark.parametrize(("measured", "requests", "first", "settled"), PREFILL_CASES)
+def test_the_prefill_correction_moves_toward_the_measurement_and_stays_bounded(
+    measured: float, requests: float, first: float | None, settled: float | None
+) -> None:
+    counts = {"l40s": 3, "a100": 0, "h100": 0}
+    expected = ttft.mean_prefill_s(SEED[0].profile, ttft.prompts_of(CODING_PROMPTS), ttft.Request(2048, 30), 0.2)
+    obs, memory, factors = coding_replicas(3, measured * expected, requests), Memory(), []
+    for cycle in range(20):
+        decision, memory = decide("default", SEED, T, steady(counts), obs, memory, cycle * 30.0)
+        factors.append(memory.prefill.get("l40s"))
+    if first is None:
+        assert memory.prefill == {}
+        return
+    assert factors[0] == pytest.approx(first, abs=0.01) and factors[-1] == pytest.approx(settled, abs=0.01)
+    assert f"measured prefill time over the modelled: l40s x{factors[-1]:.2f}" in decision.reason
 
 
 def test_the_shape_is_measured_once_enough_requests_are_seen_and_kept_after() -> None:

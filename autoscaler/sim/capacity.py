@@ -35,6 +35,7 @@ class Curve:
     attainment: Floats  # share of those requests within both objectives (never rising with the rate)
     tpot_within: Floats  # share of them whose TPOT met its objective (what vLLM's TPOT histogram shows)
     tpot: Floats  # per rate: histogram of the requests' TPOT (bins of histogram.BIN_S)
+    prefill_s: Floats  # per rate: the requests' mean prefill time (first chunk scheduled to first token)
 
     def read(self, rate: float) -> tuple[float, float, int]:
         """At a rate: the attainment and the TPOT share (linear between the evenly spaced probed rates, 0 beyond the
@@ -49,6 +50,10 @@ class Curve:
         if k + 1 == len(self.rates) and x == k:
             return float(self.attainment[-1]), float(self.tpot_within[-1]), nearest
         return 0.0, 0.0, nearest
+
+    def prefill_at(self, rate: float) -> float:
+        """The mean prefill time at a rate, linear between the probed rates (the last beyond them)."""
+        return float(np.interp(rate, self.rates, self.prefill_s))
 
     def ceiling(self) -> float:
         """The attainment target this GPU type can be held to: 99%, or 1 point below what a lightly loaded replica
@@ -94,16 +99,19 @@ def curve(profile: TokenProfile, lengths: Lengths, slo: Slo, routing: Routing, s
     top = max_rate(profile, float(lengths.input.mean()), float(lengths.output.mean()))
     rates = GRID * top
     probes = [_probe(profile, lengths, slo, routing, float(r), seed) for r in rates]
-    attainment = np.minimum.accumulate(np.array([a for a, _, _ in probes]))
-    within = np.minimum.accumulate(np.array([w for _, w, _ in probes]))
-    result = Curve(rates, attainment, within, np.array([h for _, _, h in probes]))
+    attainment = np.minimum.accumulate(np.array([a for a, _, _, _ in probes]))
+    within = np.minimum.accumulate(np.array([w for _, w, _, _ in probes]))
+    result = Curve(
+        rates, attainment, within, np.array([h for _, _, h, _ in probes]), np.array([f for _, _, _, f in probes])
+    )
     _cache[key] = result
     return result
 
 
 def _probe(
     profile: TokenProfile, lengths: Lengths, slo: Slo, routing: Routing, rate: float, seed: int
-) -> tuple[float, float, Floats]:
+) -> tuple[float, float, Floats, float]:
+    """At one rate: the attainment, the TPOT share, the TPOT histogram and the mean prefill time."""
     rng = np.random.default_rng(seed)
     duration = max(PROBE_S, WARMUP_S + COUNTED / (rate * POOL))
     n = int(rng.poisson(rate * POOL * duration))
@@ -123,4 +131,5 @@ def _probe(
     ok = done & (workload.ttft <= slo.ttft_s) & (workload.tpot <= slo.tpot_s)
     counted_n = max(1, int(counted.sum()))
     within = done & (workload.tpot <= slo.tpot_s)
-    return float(ok.sum()) / counted_n, float(within.sum()) / counted_n, histogram(workload.tpot[done])
+    prefill = sum(r.prefill_sum for r in pool) / max(1.0, sum(r.prefill_count for r in pool))
+    return float(ok.sum()) / counted_n, float(within.sum()) / counted_n, histogram(workload.tpot[done]), prefill

@@ -58,6 +58,8 @@ class FluidReplica:
         self.prompt_sum = 0.0
         self.generation_sum = 0.0
         self.ttft_met = 0.0
+        self.prefill_sum = 0.0
+        self.prefill_count = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, self.batch * self.context / self.profile.kv_capacity)
@@ -144,6 +146,8 @@ class FluidWorkload:
             r.tpot_met += (r.completed - before) * tpot_within
             # The curve has both objectives together: TTFT's share as if the two were independent.
             r.ttft_met += (r.completed - before) * (attainment / tpot_within if tpot_within > 0 else 0.0)
+            r.prefill_sum += (r.completed - before) * self.accounts[r.profile].curve.prefill_at(rate)
+            r.prefill_count += r.completed - before
             if share > 0:
                 self._account(self.accounts[r.profile], share, wait, attainment, nearest)
 

@@ -41,6 +41,7 @@ class _Prompt:
     index: int
     left: int  # prompt tokens still to prefill
     computed: int  # prompt tokens to prefill in all: the prompt less its cached prefix
+    started: float = -1.0  # when its first chunk was scheduled (vLLM's prefill time runs from there)
 
 
 class RequestReplica:
@@ -75,6 +76,8 @@ class RequestReplica:
         self.prompt_sum = 0.0
         self.generation_sum = 0.0
         self.ttft_met = 0.0
+        self.prefill_sum = 0.0  # vllm:request_prefill_time_seconds_sum (counted at the first token)
+        self.prefill_count = 0.0
 
     def kv_usage(self) -> float:
         return min(1.0, max(0.0, self.kv / self.profile.kv_capacity))
@@ -169,23 +172,30 @@ class RequestReplica:
         self.itl_sum += generated * iteration
         self.outstanding_tokens -= generated
         if chunk:
-            self._prefill(runs * chunk)
+            self._prefill(runs * chunk, start, iteration)
         while self.decoding and self.decoding[0][0] <= self.iterations:
             done, i, first = heapq.heappop(self.decoding)
             self._finish(i, first, start + (done - (self.iterations - runs)) * iteration)
 
-    def _prefill(self, tokens: int) -> None:
-        """Spend `tokens` on the prompts in order; a prompt whose last chunk ran yields its first token now."""
+    def _prefill(self, tokens: int, start: float, iteration: float) -> None:
+        """Spend `tokens` on the prompts in order; a prompt whose last chunk ran yields its first token now. The run
+        began at `start`: the head prompt got tokens from then, a prompt after it only in the run's last iteration."""
         self.prompt_tokens -= tokens
         self.outstanding_tokens -= tokens
+        first = True
         while tokens and self.prompts:
             head = self.prompts[0]
+            if head.started < 0:
+                head.started = start if first else self.clock - iteration
+            first = False
             used = min(head.left, tokens)
             head.left -= used
             tokens -= used
             if head.left:
                 break
             self.prompts.popleft()
+            self.prefill_sum += self.clock - head.started
+            self.prefill_count += 1
             i = head.index
             self.kv += head.computed
             self.ttft[i] = self.clock - self.trace.arrival_s[i]

@@ -31,6 +31,8 @@ class Replica(Protocol):
     prompt_sum: float  # vllm:request_prompt_tokens_sum (of finished requests)
     generation_sum: float  # vllm:request_generation_tokens_sum
     ttft_met: float  # vllm:time_to_first_token_seconds_bucket{le=<the TTFT objective>}
+    prefill_sum: float  # vllm:request_prefill_time_seconds_sum: first chunk scheduled to first token
+    prefill_count: float  # vllm:request_prefill_time_seconds_count
 
     def kv_usage(self) -> float: ...  # vllm:kv_cache_usage_perc
 

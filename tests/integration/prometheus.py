@@ -26,6 +26,7 @@ ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # vLLM's first edges
 PROMPT_BUCKETS = tuple(float(m * 10**k) for k in range(6) for m in (1, 2, 5))  # vLLM's 1-2-5 series
+LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)  # vLLM's request latency edges
 
 
 def free_port() -> int:
@@ -78,6 +79,9 @@ class SimulatedVllm:
         ).labels(self.model_name, "0")
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds", "TTFT", labels, buckets=TTFT_BUCKETS, registry=r
+        ).labels(self.model_name, "0")
+        self.prefill = Histogram(
+            "vllm:request_prefill_time_seconds", "prefill time", labels, buckets=LATENCY_BUCKETS, registry=r
         ).labels(self.model_name, "0")
         self.server = _exposition_server(self.registry)
         self.port = int(self.server.server_address[1])

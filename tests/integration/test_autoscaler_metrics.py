@@ -56,6 +56,7 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
                     p.prompts.observe(prompt)  # one in three over 10k tokens, and over a 2 s TTFT
                     p.outputs.observe(output)
                     p.ttft.observe(ttft)
+                    p.prefill.observe(ttft / 2)
                 for _ in range(20):
                     p.itl.observe(0.05)
                 for tpot in (0.04, 0.09, 0.12):  # one of three requests misses a 100 ms objective
@@ -80,6 +81,7 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert first.tpot_within(0.08) == (finished, pytest.approx(finished / 3, rel=0.01))  # read at the 75 ms edge
     assert first.tpot_within(0.005) is None
     assert first.prefix_hit_ratio == pytest.approx(0.25)
+    assert first.prefill_s == pytest.approx((0.4 + 1.2 + 3.0) / 3 / 2)  # the mean prefill time over the window
     prompts = snapshot.prompt_tokens[(NS, MODEL_ID)]  # both pods of the model, by prompt length
     assert prompts[math.inf] > 0 and prompts[10_000.0] == pytest.approx(prompts[math.inf] * 2 / 3, rel=0.01)
     shape = snapshot.shapes[(NS, MODEL_ID)]  # the model's mean request, and its prefix cache's share of the prompts

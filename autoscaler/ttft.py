@@ -1,0 +1,168 @@
+"""Time to first token at load: the queue wait plus the chunked prefill of each prompt, for a pool of replicas.
+
+vLLM V1 schedules a replica's decodes first and fills the rest of the token budget with prompt chunks in arrival
+order, so each replica prefills its prompts one after the other, as a single server of prompt tokens:
+
+- a prompt of `u` tokens not found in the prefix cache takes `ceil(u / (B - d))` iterations of `t0 + k_tok * B +
+  k_kv * kv` (the budget `B` less the `d` decodes of the batch, which also read `kv` cached tokens);
+- its wait is that of an M/G/c queue (c replicas behind a router that sends each request to the least loaded,
+  close to one shared queue): the probability of waiting is Erlang's C and the wait, once waiting, is exponential
+  with the mean of the Allen-Cunneen approximation (the M/M/c wait scaled by the prompts' own spread).
+
+Checked against the per-request simulator at steady Poisson load (1 and 4 replicas; conversation, coding,
+summarization and Mooncake lengths; L40S and H100): within 2 points of the simulated share, and at most 2.5 points
+below it (conservative) where they differ.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from autoscaler.accelerators import TokenProfile
+
+# A bucket of vLLM's prompt-length histogram (1-2-5 edges) is read as this many lengths spread evenly in log scale
+# between its edges.
+POINTS_PER_BUCKET = 8
+# A capacity is found to this share of the rate it is searched under.
+PRECISION = 1 / 1024
+_STEPS = tuple((k + 0.5) / POINTS_PER_BUCKET for k in range(POINTS_PER_BUCKET))
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """A model's prompts as lengths with weights summing to 1 (plain floats: the controller's image has no numpy)."""
+
+    tokens: tuple[float, ...]
+    weights: tuple[float, ...]
+
+
+def prompts_of(cumulative: Mapping[float, float]) -> Prompts | None:
+    """The prompts of vLLM's `request_prompt_tokens` histogram (cumulative, `inf` included); None when empty. The
+    open last bucket is read at its lower edge."""
+    edges = sorted(cumulative)
+    total = cumulative.get(math.inf, 0.0)
+    if not total > 0:
+        return None
+    tokens: list[float] = []
+    weights: list[float] = []
+    low, below = 0.0, 0.0
+    for le in edges:
+        count = cumulative[le] - below
+        below = cumulative[le]
+        if count > 0:
+            points = _spread(low, le)
+            tokens.extend(points)
+            weights.extend([count / total / len(points)] * len(points))
+        low = le
+    return Prompts(tuple(tokens), tuple(weights))
+
+
+def _spread(low: float, high: float) -> list[float]:
+    if math.isinf(high):
+        return [max(low, 1.0)]
+    if low < 1.0:
+        return [high]
+    return [low * (high / low) ** step for step in _STEPS]
+
+
+@dataclass(frozen=True)
+class Request:
+    """The mean request the load is made of: prompt and output tokens and the share of the prompt cached."""
+
+    prompt_tokens: float
+    output_tokens: float
+    cached_share: float = 0.0
+
+
+def share_within(
+    p: TokenProfile,
+    prompts: Prompts,
+    request: Request,
+    rate: float,
+    objective_s: float,
+    *,
+    replicas: int = 1,
+    prefill_factor: float = 1.0,
+) -> float:
+    """The share of requests whose TTFT meets the objective when each of `replicas` replicas takes `rate`
+    requests/s; its prefill times scaled by `prefill_factor` (measured over modelled)."""
+    service = [t * prefill_factor for t in prefill_times(p, prompts, request, rate)]
+    w = prompts.weights
+    mean = _mean(w, service)
+    busy = rate * mean  # the share of time each replica is prefilling
+    if busy >= 1.0:
+        return 0.0
+    waiting = erlang_c(replicas, replicas * busy)
+    in_time = [(x, t) for x, t in zip(w, service, strict=True) if t <= objective_s]
+    if waiting <= 0.0:
+        return sum(x for x, _ in in_time)
+    once_waiting_s = _mean(w, [t * t for t in service]) / (2 * mean) / (replicas * (1 - busy))
+    return sum(x * (1 - waiting * math.exp(-(objective_s - t) / once_waiting_s)) for x, t in in_time)
+
+
+def prefill_times(p: TokenProfile, prompts: Prompts, request: Request, rate: float) -> list[float]:
+    """Each prompt's prefill on a replica taking `rate` requests/s: its iterations share the budget with the
+    decodes of the batch there (Little: rate x output tokens x ITL, at ITL = t0 / (1 - utilization)); infinite past
+    the replica's capacity or where its decodes leave no budget."""
+    r = request
+    utilization = rate * p.work_s(r.prompt_tokens, r.output_tokens, r.cached_share)
+    decodes = min(float(p.max_num_seqs), rate * r.output_tokens * p.t0_s / (1 - utilization or 1.0))
+    budget = p.max_num_batched_tokens - decodes
+    if utilization >= 1.0 or budget < 1.0:
+        return [math.inf] * len(prompts.tokens)
+    fixed = p.t0_s + p.k_tok_s * decodes + p.k_kv_s * decodes * (r.prompt_tokens + r.output_tokens / 2)
+    computed = [n * (1 - r.cached_share) for n in prompts.tokens]
+    return [max(1, math.ceil(u / budget)) * fixed + p.k_tok_s * u for u in computed]
+
+
+def mean_prefill_s(p: TokenProfile, prompts: Prompts, request: Request, rate: float) -> float:
+    """The mean prefill time (first chunk to first token, no queue wait) on a replica taking `rate` requests/s."""
+    return _mean(prompts.weights, prefill_times(p, prompts, request, rate))
+
+
+def _mean(weights: tuple[float, ...], values: list[float]) -> float:
+    return math.fsum(w * v for w, v in zip(weights, values, strict=True))
+
+
+def erlang_c(servers: int, load: float) -> float:
+    """The probability that a request waits in an M/M/c queue with `load` = arrival rate x service time (< c),
+    by Erlang's B recursion (stable for any number of servers)."""
+    if load <= 0.0:
+        return 0.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = load * b / (k + load * b)
+        if k > load and b < 1e-12:  # it only falls from here: no request waits, to any precision that matters
+            return 0.0
+    busy = load / servers
+    return min(1.0, b / (1 - busy * (1 - b)))
+
+
+def capacity(
+    p: TokenProfile,
+    prompts: Prompts,
+    request: Request,
+    objective_s: float,
+    goal: float,
+    *,
+    within_rps: float,
+    replicas: int = 1,
+    prefill_factor: float = 1.0,
+) -> float:
+    """The highest rate per replica, up to `within_rps`, at which the share of TTFT within the objective is at least
+    `goal` (the share falls with the rate); 0 when even an idle replica misses it, else at least the search's
+    precision."""
+
+    def meets(rate: float) -> bool:
+        share = share_within(p, prompts, request, rate, objective_s, replicas=replicas, prefill_factor=prefill_factor)
+        return share >= goal
+
+    if meets(within_rps):
+        return within_rps
+    low, high = 0.0, within_rps
+    if not meets(low):
+        return 0.0
+    while high - low > PRECISION * within_rps:
+        mid = (low + high) / 2
+        low, high = (mid, high) if meets(mid) else (low, mid)
+    return max(low, PRECISION * within_rps)

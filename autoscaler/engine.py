@@ -29,6 +29,7 @@ from autoscaler.planner import Option, best_value_growth, cheapest_mix
 from autoscaler.saturation import Load, analyze
 
 Mode = Literal["default", "wva-v1"]
+SAMPLE_WINDOW_S = 60.0  # a replica sample's rates, means and peaks are read over this window
 Action = Literal["scale-up", "scale-down", "rebalance", "none", "hold"]
 
 
@@ -77,7 +78,8 @@ class VariantStatus:
 
 @dataclass(frozen=True)
 class ReplicaSample:
-    """One live replica's metrics over the last minute (peaks for KV and queue, rates and means for the rest)."""
+    """One live replica's metrics over the last minute (`SAMPLE_WINDOW_S`: peaks for KV and queue, rates and means for
+    the rest)."""
 
     variant: str
     pod: str
@@ -89,7 +91,7 @@ class ReplicaSample:
     # per-request TPOT histogram); None when the replica does not export it.
     tpot_requests: float | None = None
     tpot_met: float | None = None
-    prefill_s: float | None = None  # mean prefill time of its requests over the feedback window (vLLM's histogram)
+    prefill_s: float | None = None  # mean prefill time of its requests over the minute (vLLM's histogram)
 
 
 @dataclass(frozen=True)
@@ -271,9 +273,7 @@ def _default(
         pending=supply.pending,
         shape=shape,
         cold=supply.cold,
-        prefill=usable.prefill,
-        prompts=usable.prompts,
-        idle=usable.ttft_shares,
+        ttft_plan=_TtftPlan(usable.configured, usable.prefill, usable.prompts, usable.ttft_shares),
     )
     decision = _within_limits(decision, desired, usable.variants, supply.limits, now)
     reason = decision.reason + f"; shape {shape.describe()}" + _work_note(usable.work) + _prefill_note(usable.prefill)
@@ -333,6 +333,7 @@ class _Usable:
     learned: Mapping[str, float]  # measured work per request over the profile's, of the variants seen busy
     work: Mapping[str, float]  # the factor each variant is planned with
     prefill: Mapping[str, float]  # per variant seen prefilling: measured prefill time over the modelled
+    configured: Mapping[str, TokenProfile]  # per variant its profile as configured: what TTFT is planned on
     prompts: ttft.Prompts | None  # the model's prompts, once the window holds enough to read a 1% tail
     ttft_shares: Mapping[str, float]
     slow: set[str]  # too slow to prefill the observed prompts in time: held at their minimum
@@ -355,13 +356,17 @@ def _usable(
     corrected = [
         v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
     ]
+    # TTFT is planned on the profiles as configured, corrected by measured prefill times alone: ITL-read work says
+    # how long decodes take, and read past the model (x2 on bursty traffic) it would halve every prefill's budget.
     read = ttft.prompts_of(obs.prompt_tokens) if obs.prompt_tokens else None
-    prefill = _prefill_corrections(corrected, obs, memory, shape, read or _mean_prompt(shape), tuning)
+    prefill = _prefill_corrections(variants, obs, memory, shape, read or _mean_prompt(shape), tuning)
     counted = (obs.prompt_tokens or {}).get(math.inf, 0.0)
     prompts = read if counted >= tuning.feedback_min_requests else None
-    shares = ttft_shares(corrected, prompts, shape, tuning, prefill)
+    shares = ttft_shares(variants, prompts, shape, tuning, prefill)
     slow = _ttft_limited(shares, counted, tuning)
-    return _Usable([_supplied(v, slow, limits) for v in corrected], learned, work, prefill, prompts, shares, slow)
+    supplied = [_supplied(v, slow, limits) for v in corrected]
+    configured = {v.name: v.profile for v in variants}
+    return _Usable(supplied, learned, work, prefill, configured, prompts, shares, slow)
 
 
 def _cold_starts(variants: Sequence[VariantSpec], measured: Mapping[str, float]) -> dict[str, float]:
@@ -454,23 +459,28 @@ def _prefill_corrections(
 ) -> dict[str, float]:
     """Per variant, its replicas' measured mean prefill time (vLLM's `request_prefill_time_seconds`: first chunk
     scheduled to first token) over the one the TTFT model expects for the model's prompts at each replica's measured
-    load (Dynamo's TTFT correction), pooled over the replicas by their requests once they finished enough to say
-    anything, moved `learn_rate` of the way and bounded both ways by `correction_max`. It scales the variant's
-    prefill times wherever TTFT is planned; ITL cannot see a prefill cost on replicas that mostly prefill."""
+    load (its throughput and ITL over the same minute: Dynamo's TTFT correction), pooled over the replicas by their
+    requests once they finished enough in that minute to say anything, moved `learn_rate` of the way and bounded
+    both ways by `correction_max`. It scales the variant's prefill times wherever TTFT is planned; ITL cannot see a
+    prefill cost on replicas that mostly prefill. Only replicas within their objective are read (no request waiting,
+    mean ITL within the TPOT objective): one past its capacity runs batches the model of a replica at load does not
+    describe. Read over the 5-minute window instead, a minute that looks calm carried a burst's prefill times
+    (1.5-2x the modelled) long after it passed."""
     learned = {v.name: memory.prefill[v.name] for v in variants if v.name in memory.prefill}
     request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
     for v in variants:
         mine = [
             s
             for s in obs.samples
-            if s.variant == v.name and s.prefill_s is not None and s.tpot_requests and s.throughput > 0
+            if s.variant == v.name and s.prefill_s is not None and s.throughput > 0
+            if not s.queue and s.itl_s is not None and s.itl_s <= tuning.tpot_slo_s
         ]
-        finished = sum(s.tpot_requests or 0.0 for s in mine)
-        if finished < tuning.feedback_min_requests:
+        # Requests/s weigh the replicas: the minute's mean prefill time, load and ITL are read over the same minute.
+        if sum(s.throughput for s in mine) * SAMPLE_WINDOW_S < tuning.feedback_min_requests:
             continue
-        measured = sum((s.tpot_requests or 0.0) * (s.prefill_s or 0.0) for s in mine)
+        measured = sum(s.throughput * (s.prefill_s or 0.0) for s in mine)
         expected = sum(
-            (s.tpot_requests or 0.0) * ttft.mean_prefill_s(v.profile, prompts, request, s.throughput) for s in mine
+            s.throughput * ttft.mean_prefill_s(v.profile, prompts, request, s.throughput, s.itl_s) for s in mine
         )
         if not 0 < expected < math.inf:
             continue
@@ -508,40 +518,41 @@ def replica_capacity(p: TokenProfile, shape: Shape, tuning: Tuning) -> float:
     return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
 
 
+@dataclass(frozen=True)
+class _TtftPlan:
+    """What TTFT is planned on: per variant its profile as configured, its measured prefill correction and its share
+    of the prompts at no load; and the model's prompts (None until the window holds enough to read a 1% tail)."""
+
+    profiles: Mapping[str, TokenProfile]
+    prefill: Mapping[str, float]
+    prompts: ttft.Prompts | None
+    idle: Mapping[str, float]
+
+
 def ttft_capacities(
-    variants: Sequence[VariantSpec],
-    prompts: ttft.Prompts | None,
-    shape: Shape,
-    tuning: Tuning,
-    *,
-    within: Mapping[str, float],
-    desired: Mapping[str, int],
-    prefill: Mapping[str, float],
-    idle: Mapping[str, float],
+    plan: _TtftPlan, shape: Shape, tuning: Tuning, *, within: Mapping[str, float], replicas: int
 ) -> dict[str, float]:
     """Per variant, the highest rate per replica up to `within` (its capacity for the TPOT objective) at which the
     TTFT of its prompts meets the objective: the share within it at load stays within `1 - slo_target` of the share
-    an idle replica reaches (the p99 of the prompts it can serve at all), with the queue wait of the model's replicas
-    behind its router, which sends each request to the least loaded (`ttft.py`), and the variant's measured prefill
-    correction. `idle`: each variant's share at no load (`ttft_shares`). Only the TPOT capacity until the window
-    holds enough prompts to read a 1% tail."""
-    if prompts is None:
+    an idle replica reaches (the p99 of the prompts it can serve at all), with the queue wait of a pool of `replicas`
+    behind the model's router, which sends each request to the least loaded (`ttft.py`), and the variant's measured
+    prefill correction. Only the TPOT capacity until the window holds enough prompts to read a 1% tail."""
+    if plan.prompts is None:
         return dict(within)
     request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
-    replicas = max(1, sum(desired.values()))
-    out = {}
-    for v in variants:
-        out[v.name] = ttft.capacity(
-            v.profile,
-            prompts,
+    return {
+        name: ttft.capacity(
+            plan.profiles[name],
+            plan.prompts,
             request,
             tuning.ttft_slo_s,
-            idle[v.name] - (1 - tuning.slo_target),
-            within_rps=within[v.name],
-            replicas=replicas,
-            prefill_factor=prefill.get(v.name, 1.0),
+            plan.idle[name] - (1 - tuning.slo_target),
+            within_rps=rate,
+            replicas=max(1, replicas),
+            prefill_factor=plan.prefill.get(name, 1.0),
         )
-    return out
+        for name, rate in within.items()
+    }
 
 
 def _supplied(v: VariantSpec, slow: set[str], limits: Mapping[str, Limit]) -> VariantSpec:
@@ -655,19 +666,18 @@ def _planned(
     pending: int,
     shape: Shape,
     cold: Mapping[str, float],
-    prefill: Mapping[str, float],
-    prompts: ttft.Prompts | None,
-    idle: Mapping[str, float],
+    ttft_plan: "_TtftPlan",
 ) -> tuple[Decision, Memory]:
     """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
     `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
     modelled = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     within_tpot = {n: modelled[n] * corrections[n].factor for n in modelled}
-    capacity = ttft_capacities(
-        variants, prompts, shape, tuning, within=within_tpot, desired=desired, prefill=prefill, idle=idle
-    )
-    demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=capacity, cold=cold)
+    demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=within_tpot, cold=cold)
+    # The queue wait is that of the pool the plan will have: at least what it has, and at least what the demand
+    # needs at the largest capacity per replica (a burst plans many replicas from few).
+    pool = max(sum(desired.values()), math.ceil(demand.rps / max(within_tpot.values())))
+    capacity = ttft_capacities(ttft_plan, shape, tuning, within=within_tpot, replicas=pool)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
     if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):  # demand: never zero replicas
@@ -688,7 +698,7 @@ def _planned(
         reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
     bound = [f"{n} {capacity[n]:.2f} of {within_tpot[n]:.2f}" for n in capacity if capacity[n] < within_tpot[n]]
     if bound:
-        reason += f"; req/s per replica bound by TTFT at load: {', '.join(bound)}"
+        reason += f"; req/s per replica bound by TTFT at load (a pool of {pool}): {', '.join(bound)}"
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
 
 

@@ -118,10 +118,11 @@ class Queries:
                 "tpot_buckets",
                 _bucket,
             ),
-            # The mean prefill time of the requests over the same window: first chunk scheduled to first token.
+            # The mean prefill time (first chunk scheduled to first token) over the minute the load and ITL are read
+            # over: what a prefill correction compares with the model at that load.
             "prefill": PodQuery(
-                f"sum by ({BY_POD}) (increase(vllm:request_prefill_time_seconds_sum[{window}]))"
-                f" / sum by ({BY_POD}) (increase(vllm:request_prefill_time_seconds_count[{window}]) > 0)",
+                f"sum by ({BY_POD}) (rate(vllm:request_prefill_time_seconds_sum[1m]))"
+                f" / sum by ({BY_POD}) (rate(vllm:request_prefill_time_seconds_count[1m]) > 0)",
                 "prefill_s",
             ),
             # The share of prompt tokens found in the prefix cache over the same window (vLLM V1 counts tokens).
@@ -173,7 +174,7 @@ class PodMetrics:
     kv_tokens: int | None = None
     tpot_buckets: Mapping[float, float] | None = None  # requests finished with TPOT <= le, by le (inf included)
     prefix_hit_ratio: float | None = None  # prompt tokens served from the prefix cache, over those looked up
-    prefill_s: float | None = None  # mean prefill time of the requests over the feedback window
+    prefill_s: float | None = None  # mean prefill time of the requests over the last minute
 
     def tpot_within(self, objective_s: float) -> tuple[float, float] | None:
         """(requests finished, requests whose TPOT met the objective) over the window, read at the largest bucket

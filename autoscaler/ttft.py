@@ -100,13 +100,16 @@ def share_within(
     return sum(x * (1 - waiting * math.exp(-(objective_s - t) / once_waiting_s)) for x, t in in_time)
 
 
-def prefill_times(p: TokenProfile, prompts: Prompts, request: Request, rate: float) -> list[float]:
+def prefill_times(
+    p: TokenProfile, prompts: Prompts, request: Request, rate: float, itl_s: float | None = None
+) -> list[float]:
     """Each prompt's prefill on a replica taking `rate` requests/s: its iterations share the budget with the
-    decodes of the batch there (Little: rate x output tokens x ITL, at ITL = t0 / (1 - utilization)); infinite past
-    the replica's capacity or where its decodes leave no budget."""
+    decodes of the batch there (Little: rate x output tokens x ITL, at the measured ITL where given, else at
+    ITL = t0 / (1 - utilization)); infinite past the replica's capacity or where its decodes leave no budget."""
     r = request
-    utilization = rate * p.work_s(r.prompt_tokens, r.output_tokens, r.cached_share)
-    decodes = min(float(p.max_num_seqs), rate * r.output_tokens * p.t0_s / (1 - utilization or 1.0))
+    utilization = 0.0 if itl_s else rate * p.work_s(r.prompt_tokens, r.output_tokens, r.cached_share)
+    itl = itl_s or p.t0_s / (1 - utilization or 1.0)
+    decodes = min(float(p.max_num_seqs), rate * r.output_tokens * itl)
     budget = p.max_num_batched_tokens - decodes
     if utilization >= 1.0 or budget < 1.0:
         return [math.inf] * len(prompts.tokens)
@@ -115,9 +118,12 @@ def prefill_times(p: TokenProfile, prompts: Prompts, request: Request, rate: flo
     return [max(1, math.ceil(u / budget)) * fixed + p.k_tok_s * u for u in computed]
 
 
-def mean_prefill_s(p: TokenProfile, prompts: Prompts, request: Request, rate: float) -> float:
-    """The mean prefill time (first chunk to first token, no queue wait) on a replica taking `rate` requests/s."""
-    return _mean(prompts.weights, prefill_times(p, prompts, request, rate))
+def mean_prefill_s(
+    p: TokenProfile, prompts: Prompts, request: Request, rate: float, itl_s: float | None = None
+) -> float:
+    """The mean prefill time (first chunk to first token, no queue wait) on a replica taking `rate` requests/s,
+    with its measured ITL where given (what a correction compares the measured prefill time with)."""
+    return _mean(prompts.weights, prefill_times(p, prompts, request, rate, itl_s))
 
 
 def _mean(weights: tuple[float, ...], values: list[float]) -> float:

@@ -665,9 +665,11 @@ CODING = Shape(2048, 30, 0.0, 1000)
 CODING_PROMPTS = prompts_with([2048.0 * (0.5 + k / 1000) for k in range(1000)])  # 1k-3k tokens
 
 
-def coding_replicas(n: int, prefill_s: float | None = None, requests: float = 300.0) -> Observation:
-    """n L40S replicas of a coding assistant, lightly loaded, with their mean prefill time over the window."""
-    reps = tuple(ReplicaSample("l40s", f"l40s-{i}", 0.2, 0, 0.2, 0.05, requests, requests, prefill_s) for i in range(n))
+def coding_replicas(n: int, prefill_s: float | None = None, throughput: float = 0.2) -> Observation:
+    """n L40S replicas of a coding assistant within their objective, with their mean prefill time over the minute."""
+    reps = tuple(
+        ReplicaSample("l40s", f"l40s-{i}", 0.2, 0, throughput, 0.05, 300.0, 300.0, prefill_s) for i in range(n)
+    )
     return Observation(reps, 5.0, 100.0, prompt_tokens=CODING_PROMPTS, shape=CODING)
 
 
@@ -682,21 +684,24 @@ def test_capacity_is_bound_by_ttft_at_load(replicas: int, ratio: tuple[float, fl
     decision, _ = decide("default", SEED, T, steady(counts), coding_replicas(replicas), Memory(), 0.0)
     within = replica_capacity(SEED[0].profile, CODING, Tuning())
     assert ratio[0] <= decision.capacity_rps["l40s"] / within <= ratio[1]
-    assert ("bound by TTFT at load: l40s" in decision.reason) == (ratio[1] < 1.0)
+    assert ("bound by TTFT at load (a pool of 1): l40s" in decision.reason) == (ratio[1] < 1.0)
 
 
-# (measured prefill time over the modelled, requests each of 3 replicas finished, the correction after 1 and after
-# 20 passes): it moves 30% of the way each pass, bounded to x2 both ways; fewer than 200 requests say nothing.
-PREFILL_CASES = [(1.5, 300.0, 1.15, 1.5), (0.8, 300.0, 0.94, 0.8), (4.0, 300.0, 1.9, 2.0), (1.5, 50.0, None, None)]
+# (measured prefill time over the modelled, requests/s of each of 3 replicas, the correction after 1 and after 20
+# passes): it moves 30% of the way each pass, bounded to x2 both ways; fewer than 200 requests in the minute say
+# nothing.
+PREFILL_CASES = [(1.5, 2.0, 1.15, 1.5), (0.8, 2.0, 0.94, 0.8), (4.0, 2.0, 1.9, 2.0), (1.5, 0.5, None, None)]
 
 
-@pytest.mark.parametrize(("measured", "requests", "first", "settled"), PREFILL_CASES)
+@pytest.mark.parametrize(("measured", "throughput", "first", "settled"), PREFILL_CASES)
 def test_the_prefill_correction_moves_toward_the_measurement_and_stays_bounded(
-    measured: float, requests: float, first: float | None, settled: float | None
+    measured: float, throughput: float, first: float | None, settled: float | None
 ) -> None:
     counts = {"l40s": 3, "a100": 0, "h100": 0}
-    expected = ttft.mean_prefill_s(SEED[0].profile, ttft.prompts_of(CODING_PROMPTS), ttft.Request(2048, 30), 0.2)
-    obs, memory, factors = coding_replicas(3, measured * expected, requests), Memory(), []
+    prompts = ttft.prompts_of(CODING_PROMPTS)
+    assert prompts is not None
+    expected = ttft.mean_prefill_s(SEED[0].profile, prompts, ttft.Request(2048, 30), throughput, itl_s=0.05)
+    obs, memory, factors = coding_replicas(3, measured * expected, throughput), Memory(), []
     for cycle in range(20):
         decision, memory = decide("default", SEED, T, steady(counts), obs, memory, cycle * 30.0)
         factors.append(memory.prefill.get("l40s"))
@@ -777,3 +782,18 @@ def test_a_variant_never_started_takes_the_longest_cold_start_of_the_others() ->
     obs = world(SEED, {"l40s": 2, "a100": 0, "h100": 0}, 3.0)
     decision, _ = decide("default", SEED, T, status, obs, Memory(), 0.0)
     assert "1 pod(s) not ready after 600s (2x the 300s cold start)" in decision.limited["h100"]
+
+
+def test_replicas_past_their_objective_do_not_correct_the_prefill() -> None:
+    """A replica with requests waiting, or with its ITL past the objective, runs batches the model at load does not
+    describe: its prefill times say nothing about the profile."""
+    counts = {"l40s": 3, "a100": 0, "h100": 0}
+    calm = coding_replicas(3, 1.0, throughput=2.0)
+    for overloaded in (
+        replace(calm, samples=tuple(replace(s, queue=4.0) for s in calm.samples)),
+        replace(calm, samples=tuple(replace(s, itl_s=0.2) for s in calm.samples)),
+    ):
+        _, memory = decide("default", SEED, T, steady(counts), overloaded, Memory(), 0.0)
+        assert memory.prefill == {}
+    _, memory = decide("default", SEED, T, steady(counts), calm, Memory(), 0.0)
+    assert "l40s" in memory.prefill

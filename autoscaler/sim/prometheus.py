@@ -1,7 +1,7 @@
 """What the autoscaler sees of the simulated replicas: vLLM's metrics scraped every 15 s and read the way
 `autoscaler/metrics.py` queries Prometheus (`max_over_time[1m]` for the gauges, `rate[1m]` for the counters,
-histogram sum over count for the mean inter-token latency, `increase[5m]` of the per-request TPOT histogram and
-of the prefill time's sum and count), as
+histogram sum over count for the mean inter-token latency and the mean prefill time, `increase[5m]` of the
+per-request TPOT histogram), as
 the same `Snapshot` the controller collects. Only ready, live pods have series; a removed pod's go with it."""
 
 import math
@@ -134,7 +134,7 @@ class Prometheus:
         tokens = last.tokens - first.tokens
         oldest = series[0]
         looked_up = last.prefix_queries - oldest.prefix_queries
-        prefilled = last.prefill_count - oldest.prefill_count
+        prefilled = last.prefill_count - first.prefill_count
         return PodMetrics(
             kv=max(p.kv for p in points),
             queue=max(p.queue for p in points),
@@ -147,5 +147,5 @@ class Prometheus:
                 math.inf: last.completed - oldest.completed,
             },
             prefix_hit_ratio=(last.prefix_hits - oldest.prefix_hits) / looked_up if looked_up > 0 else None,
-            prefill_s=(last.prefill_sum - oldest.prefill_sum) / prefilled if prefilled > 0 else None,
+            prefill_s=(last.prefill_sum - first.prefill_sum) / prefilled if prefilled > 0 else None,
         )

@@ -351,15 +351,17 @@ def _usable(
     prefill enough of the observed prompts within the TTFT objective even when idle is held at its minimum, and one
     the cluster cannot supply is limited."""
     learned = _corrections(variants, obs, memory, shape, tuning)
-    mean = sum(learned.values()) / len(learned) if learned else 1.0
-    work = {v.name: learned.get(v.name, mean) for v in variants}
-    corrected = [
-        v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
-    ]
     # TTFT is planned on the profiles as configured, corrected by measured prefill times alone: ITL-read work says
     # how long decodes take, and read past the model (x2 on bursty traffic) it would halve every prefill's budget.
     read = ttft.prompts_of(obs.prompt_tokens) if obs.prompt_tokens else None
     prefill = _prefill_corrections(variants, obs, memory, shape, read or _mean_prompt(shape), tuning)
+    # A variant ITL cannot read (its replicas mostly prefill) takes its slower measured prefill as its work factor:
+    # its work is mostly prompt tokens. Else the mean of the variants read.
+    mean = sum(learned.values()) / len(learned) if learned else 1.0
+    work = {v.name: learned.get(v.name, max(1.0, prefill[v.name]) if v.name in prefill else mean) for v in variants}
+    corrected = [
+        v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
+    ]
     counted = (obs.prompt_tokens or {}).get(math.inf, 0.0)
     prompts = read if counted >= tuning.feedback_min_requests else None
     shares = ttft_shares(variants, prompts, shape, tuning, prefill)

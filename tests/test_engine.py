@@ -797,3 +797,22 @@ def test_replicas_past_their_objective_do_not_correct_the_prefill() -> None:
         assert memory.prefill == {}
     _, memory = decide("default", SEED, T, steady(counts), calm, Memory(), 0.0)
     assert "l40s" in memory.prefill
+
+
+def test_a_variant_itl_cannot_read_takes_its_slower_prefill_as_its_work() -> None:
+    """Coding replicas decode one or two requests at a time, so ITL says nothing of their work; prefill times 50%
+    over the model lower the planned capacity (never raise it: 20% under them leaves it)."""
+    counts = {"l40s": 3, "a100": 0, "h100": 0}
+    prompts = ttft.prompts_of(CODING_PROMPTS)
+    assert prompts is not None
+    expected = ttft.mean_prefill_s(SEED[0].profile, prompts, ttft.Request(2048, 30), 2.0, itl_s=0.05)
+    planned, reasons = {}, {}
+    for measured in (1.5, 1.0, 0.8):
+        decision, memory = decide(
+            "default", SEED, T, steady(counts), coding_replicas(3, measured * expected, 2.0), Memory(), 0.0
+        )
+        assert memory.work == {}  # nothing read from ITL
+        planned[measured], reasons[measured] = decision.capacity_rps["l40s"], decision.reason
+    assert planned[1.5] < planned[1.0] == planned[0.8]
+    assert "measured work per request over the profile's: l40s x1.15" in reasons[1.5]
+    assert "measured work per request" not in reasons[0.8]

@@ -86,26 +86,35 @@ def share_within(
 ) -> float:
     """The share of requests whose TTFT meets the objective when each of `replicas` replicas takes `rate`
     requests/s; its prefill times scaled by `prefill_factor` (measured over modelled)."""
-    service = [t * prefill_factor for t in prefill_times(p, prompts, request, rate)]
+    service = prefill_times(p, prompts, request, rate, factor=prefill_factor)
     w = prompts.weights
-    mean = _mean(w, service)
+    mean = sum(x * t for x, t in zip(w, service, strict=True))
     busy = rate * mean  # the share of time each replica is prefilling
     if busy >= 1.0:
         return 0.0
     waiting = erlang_c(replicas, replicas * busy)
-    in_time = [(x, t) for x, t in zip(w, service, strict=True) if t <= objective_s]
     if waiting <= 0.0:
-        return sum(x for x, _ in in_time)
-    once_waiting_s = _mean(w, [t * t for t in service]) / (2 * mean) / (replicas * (1 - busy))
-    return sum(x * (1 - waiting * math.exp(-(objective_s - t) / once_waiting_s)) for x, t in in_time)
+        return sum(x for x, t in zip(w, service, strict=True) if t <= objective_s)
+    once_waiting_s = sum(x * t * t for x, t in zip(w, service, strict=True)) / (2 * mean) / (replicas * (1 - busy))
+    exp = math.exp
+    return sum(
+        x * (1 - waiting * exp((t - objective_s) / once_waiting_s))
+        for x, t in zip(w, service, strict=True)
+        if t <= objective_s
+    )
 
 
 def prefill_times(
-    p: TokenProfile, prompts: Prompts, request: Request, rate: float, itl_s: float | None = None
+    p: TokenProfile,
+    prompts: Prompts,
+    request: Request,
+    rate: float,
+    itl_s: float | None = None,
+    factor: float = 1.0,
 ) -> list[float]:
-    """Each prompt's prefill on a replica taking `rate` requests/s: its iterations share the budget with the
-    decodes of the batch there (Little: rate x output tokens x ITL, at the measured ITL where given, else at
-    ITL = t0 / (1 - utilization)); infinite past the replica's capacity or where its decodes leave no budget."""
+    """Each prompt's prefill on a replica taking `rate` requests/s, times `factor`: its iterations share the budget
+    with the decodes of the batch there (Little: rate x output tokens x ITL, at the measured ITL where given, else
+    at ITL = t0 / (1 - utilization)); infinite past the replica's capacity or where its decodes leave no budget."""
     r = request
     utilization = 0.0 if itl_s else rate * p.work_s(r.prompt_tokens, r.output_tokens, r.cached_share)
     itl = itl_s or p.t0_s / (1 - utilization or 1.0)
@@ -113,9 +122,9 @@ def prefill_times(
     budget = p.max_num_batched_tokens - decodes
     if utilization >= 1.0 or budget < 1.0:
         return [math.inf] * len(prompts.tokens)
-    fixed = p.t0_s + p.k_tok_s * decodes + p.k_kv_s * decodes * (r.prompt_tokens + r.output_tokens / 2)
-    computed = [n * (1 - r.cached_share) for n in prompts.tokens]
-    return [max(1, math.ceil(u / budget)) * fixed + p.k_tok_s * u for u in computed]
+    fixed = (p.t0_s + p.k_tok_s * decodes + p.k_kv_s * decodes * (r.prompt_tokens + r.output_tokens / 2)) * factor
+    k_tok, uncached, ceil = p.k_tok_s * factor, 1 - r.cached_share, math.ceil
+    return [(ceil(u / budget) or 1) * fixed + k_tok * u for n in prompts.tokens for u in (n * uncached,)]
 
 
 def mean_prefill_s(
@@ -123,11 +132,7 @@ def mean_prefill_s(
 ) -> float:
     """The mean prefill time (first chunk to first token, no queue wait) on a replica taking `rate` requests/s,
     with its measured ITL where given (what a correction compares the measured prefill time with)."""
-    return _mean(prompts.weights, prefill_times(p, prompts, request, rate, itl_s))
-
-
-def _mean(weights: tuple[float, ...], values: list[float]) -> float:
-    return math.fsum(w * v for w, v in zip(weights, values, strict=True))
+    return sum(w * t for w, t in zip(prompts.weights, prefill_times(p, prompts, request, rate, itl_s), strict=True))
 
 
 def erlang_c(servers: int, load: float) -> float:

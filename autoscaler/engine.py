@@ -8,8 +8,9 @@ that runs in production. Two modes:
   99% of requests within the latency SLO. A replica's capacity comes from its token profile and the model's
   measured request shape (prompt and output tokens, prefix-cache hits), with the work per request corrected online
   from inter-token latency; it is planned at the p99 of a request's TPOT and raised where vLLM's per-request TPOT
-  histogram shows room; variants are ranked by cost per unit of capacity, grown by the best value and shrunk by the
-  worst. It steps to the plan at once,
+  histogram shows room, and bound where the TTFT at load (`ttft.py`, with a correction from measured prefill time)
+  would miss the objective for more than a point of the prompts a replica can serve; variants are ranked by cost per
+  unit of capacity, grown by the best value and shrunk by the worst. It steps to the plan at once,
   counts pending replicas as supply, brings variants up from zero, scales down only after the lower plan has held
   for a window, and keeps the seed's saturation analysis as a guardrail.
 

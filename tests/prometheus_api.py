@@ -31,12 +31,19 @@ def serving(answer: Answer, context: ssl.SSLContext | None = None, host: str = "
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with loopback(Handler, context) as port:
+        yield f"{'https' if context else 'http'}://{host}:{port}"
+
+
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A threaded HTTP server of `handler` on a free loopback port (TLS with `context`), stopped on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if context:
         server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"{'https' if context else 'http'}://{host}:{server.server_address[1]}"
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()

@@ -5,7 +5,6 @@ import http.server
 import json
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from autoscaler.failures import kubernetes_problem, prometheus_problem
+from tests.prometheus_api import loopback
 from tests.test_controller import quick
 
 URL = "http://prometheus.monitoring:9090"
@@ -171,13 +171,8 @@ class Answers(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def answers() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(Answers) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(

@@ -178,6 +178,8 @@ class Memory:
     limits: Mapping[str, Limit] = field(default_factory=dict)  # capacity-limited variants
     cold_starts: Mapping[str, float] = field(default_factory=dict)  # per variant: the last measured
     prefill: Mapping[str, float] = field(default_factory=dict)  # per variant: measured prefill time / modelled
+    # The model's prompt-length histogram (cumulative, `inf` included) of the last window that held enough prompts.
+    prompt_tokens: Mapping[float, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,7 @@ def _default(
         shape=shape,
         cold_starts=supply.cold_starts,
         prefill=usable.prefill,
+        prompt_tokens=usable.histogram if usable.prompts is not None else memory.prompt_tokens,
     )
     return replace(decision, reason=reason), memory
 
@@ -335,6 +338,7 @@ class _Usable:
     work: Mapping[str, float]  # the factor each variant is planned with
     prefill: Mapping[str, float]  # per variant seen prefilling: measured prefill time over the modelled
     configured: Mapping[str, TokenProfile]  # per variant its profile as configured: what TTFT is planned on
+    histogram: Mapping[float, float]  # the prompt histogram the pass reads: this window's, or the last full one
     prompts: ttft.Prompts | None  # the model's prompts, once the window holds enough to read a 1% tail
     ttft_shares: Mapping[str, float]
     slow: set[str]  # too slow to prefill the observed prompts in time: held at their minimum
@@ -354,7 +358,8 @@ def _usable(
     learned = _corrections(variants, obs, memory, shape, tuning)
     # TTFT is planned on the profiles as configured, corrected by measured prefill times alone: ITL-read work says
     # how long decodes take, and read past the model (x2 on bursty traffic) it would halve every prefill's budget.
-    read = ttft.prompts_of(obs.prompt_tokens) if obs.prompt_tokens else None
+    histogram = _prompt_histogram(obs, memory, tuning)
+    read = ttft.prompts_of(histogram) if histogram else None
     prefill = _prefill_corrections(variants, obs, memory, shape, read or _mean_prompt(shape), tuning)
     # A variant ITL cannot read (its replicas mostly prefill) takes its slower measured prefill as its work factor:
     # its work is mostly prompt tokens. Else the mean of the variants read.
@@ -363,13 +368,23 @@ def _usable(
     corrected = [
         v if work[v.name] == 1.0 else replace(v, profile=_corrected(v.profile, work[v.name])) for v in variants
     ]
-    counted = (obs.prompt_tokens or {}).get(math.inf, 0.0)
+    counted = histogram.get(math.inf, 0.0)
     prompts = read if counted >= tuning.feedback_min_requests else None
     shares = ttft_shares(variants, prompts, shape, tuning, prefill)
     slow = _ttft_limited(shares, counted, tuning)
     supplied = [_supplied(v, slow, limits) for v in corrected]
     configured = {v.name: v.profile for v in variants}
-    return _Usable(supplied, learned, work, prefill, configured, prompts, shares, slow)
+    return _Usable(supplied, learned, work, prefill, configured, histogram, prompts, shares, slow)
+
+
+def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> Mapping[float, float]:
+    """The model's prompt lengths over the feedback window once it holds enough prompts to read a 1% tail; else the
+    last such window's (as with the shape), so a window thinned by pods whose series went with them, or a pass
+    without the histogram, does not forget what the prompts are and release the variants they hold."""
+    window = obs.prompt_tokens or {}
+    if window.get(math.inf, 0.0) >= tuning.feedback_min_requests or not memory.prompt_tokens:
+        return window
+    return memory.prompt_tokens
 
 
 def _cold_starts(variants: Sequence[VariantSpec], measured: Mapping[str, float]) -> dict[str, float]:

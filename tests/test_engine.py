@@ -568,6 +568,24 @@ def test_the_ttft_rule_waits_for_enough_prompts() -> None:
     assert ttft_shares(TOKEN_SPECS, None, Shape(), Tuning()) == {}
 
 
+@pytest.mark.parametrize("next_window", [None, 50], ids=["no histogram", "50 prompts"])
+def test_the_prompts_of_the_last_full_window_hold_until_a_new_one_is_full(next_window: int | None) -> None:
+    """Series that went with deleted pods, or a pass without the histogram, leave a thin window; the engine keeps
+    the last full window's prompts (as it keeps the shape), so the L40S held for 12k-token prompts stays held."""
+    status = steady({"l40s": 2, "a100": 0, "h100": 0})
+    reps = tuple(samples("l40s", [(0.7, 3), (0.7, 3)], throughput=2.0))
+    full = Observation(reps, 5.0, 100.0, None, prompts_with([12_000.0] * 300 + [1_000.0] * 700))
+    first, memory = decide("default", TOKEN_SPECS, T, status, full, Memory(), 0.0)
+    assert "held at their minimum" in first.reason
+    thin = Observation(reps, 5.0, 100.0, None, None if next_window is None else prompts_with([500.0] * next_window))
+    decision, memory = decide("default", TOKEN_SPECS, T, status, thin, memory, 30.0)
+    assert "held at their minimum" in decision.reason
+    assert decision.targets["l40s"] <= 2 and decision.targets["h100"] > 0
+    assert memory.prompt_tokens[math.inf] == 1000.0
+    _, fresh = decide("default", TOKEN_SPECS, T, status, thin, Memory(), 30.0)
+    assert not fresh.prompt_tokens  # nothing full seen yet: nothing remembered
+
+
 def test_the_share_is_read_between_bucket_edges() -> None:
     """An L40S prefills at most ~6.4k tokens in 2 s; prompts between the 5k and 10k edges are read spread over the
     bucket, so some of them count as in time; a prefix cache that serves half of each prompt brings them all in."""

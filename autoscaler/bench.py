@@ -82,9 +82,9 @@ def prometheus_answers(kube: InMemoryKube) -> dict[str, list[dict[str, Any]]]:
     answers: dict[str, list[dict[str, Any]]] = {}
     values = {
         "kv": 0.4,
-        "queue": 1.0,
+        "queue": 0.0,
         "running": 8.0,
-        "throughput": 1.2,
+        "throughput": 2.0,
         "itl": 0.05,
         "last_seen": NOW - 5,
         "prefill": 0.4,

@@ -476,9 +476,9 @@ def _prefill_corrections(
     tuning: Tuning,
 ) -> dict[str, float]:
     """Per variant, its replicas' measured mean prefill time (vLLM's `request_prefill_time_seconds`: first chunk
-    scheduled to first token) over the one the TTFT model expects for the model's prompts at each replica's measured
-    load (its throughput and ITL over the same minute: Dynamo's TTFT correction), pooled over the replicas by their
-    requests once they finished enough in that minute to say anything, moved `learn_rate` of the way and bounded
+    scheduled to first token) over the one the TTFT model expects for the model's prompts at the replicas' measured
+    load (their mean throughput and ITL over the same minute, by requests: Dynamo's TTFT correction), once they
+    finished enough in that minute to say anything, moved `learn_rate` of the way and bounded
     both ways by `correction_max`. It scales the variant's prefill times wherever TTFT is planned; ITL cannot see a
     prefill cost on replicas that mostly prefill. Only replicas within their objective are read (no request waiting,
     mean ITL within the TPOT objective): one past its capacity runs batches the model of a replica at load does not
@@ -496,10 +496,11 @@ def _prefill_corrections(
         # Requests/s weigh the replicas: the minute's mean prefill time, load and ITL are read over the same minute.
         if sum(s.throughput for s in mine) * SAMPLE_WINDOW_S < tuning.feedback_min_requests:
             continue
-        measured = sum(s.throughput * (s.prefill_s or 0.0) for s in mine)
-        expected = sum(
-            s.throughput * ttft.mean_prefill_s(v.profile, prompts, request, s.throughput, s.itl_s) for s in mine
-        )
+        served = sum(s.throughput for s in mine)
+        measured = sum(s.throughput * (s.prefill_s or 0.0) for s in mine) / served
+        # The router spreads the load evenly, so the replicas' mean load and ITL stand for each one's.
+        itl = sum(s.throughput * (s.itl_s or 0.0) for s in mine) / served
+        expected = ttft.mean_prefill_s(v.profile, prompts, request, served / len(mine), itl)
         if not 0 < expected < math.inf:
             continue
         old = learned.get(v.name, 1.0)

@@ -180,6 +180,9 @@ class Memory:
     prefill: Mapping[str, float] = field(default_factory=dict)  # per variant: measured prefill time / modelled
     # The model's prompt-length histogram (cumulative, `inf` included) of the last window that held enough prompts.
     prompt_tokens: Mapping[float, float] = field(default_factory=dict)
+    # The same, averaged over about the time a swap of GPU type takes to pay off (`_prompt_history`), and when.
+    prompt_history: Mapping[float, float] = field(default_factory=dict)
+    prompt_history_at: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,8 @@ def _default(
     """The default mode: plan the variants this pass may use for the measured demand, within the cluster's limits."""
     supply = _supply(variants, status, memory, now, tuning, desired=desired)
     shape = _shape(obs, memory, tuning)
-    usable = _usable(variants, obs, memory, shape, supply.limits, tuning)
+    swap_s = max(supply.cold.values(), default=tuning.cold_start_s) + tuning.scale_down_window_s
+    usable = _usable(variants, obs, memory, shape, supply.limits, tuning, now=now, swap_s=swap_s)
     decision, memory = _planned(
         usable.variants,
         thresholds,
@@ -285,6 +289,11 @@ def _default(
         reason += f"; {ttft.describe(tuning.ttft_slo_s)}"
     if usable.slow:
         reason += _ttft_note(usable.ttft_shares, usable.slow, tuning)
+    if usable.waived:
+        said = ", ".join(f"{n} {usable.ttft_shares[n]:.1%}" for n in sorted(usable.waived))
+        reason += (
+            f"; TTFT: this window's prompts only ({said}), not those over the {swap_s:.0f}s a swap takes: not held"
+        )
     memory = replace(
         memory,
         limits=supply.limits,
@@ -293,6 +302,8 @@ def _default(
         cold_starts=supply.cold_starts,
         prefill=usable.prefill,
         prompt_tokens=usable.histogram if usable.prompts is not None else memory.prompt_tokens,
+        prompt_history=usable.history[0],
+        prompt_history_at=usable.history[1],
     )
     return replace(decision, reason=reason), memory
 
@@ -340,8 +351,10 @@ class _Usable:
     configured: Mapping[str, TokenProfile]  # per variant its profile as configured: what TTFT is planned on
     histogram: Mapping[float, float]  # the prompt histogram the pass reads: this window's, or the last full one
     prompts: ttft.Prompts | None  # the model's prompts, once the window holds enough to read a 1% tail
+    history: tuple[Mapping[float, float], float]  # the prompts over about a swap's time, and when last moved
     ttft_shares: Mapping[str, float]
     slow: set[str]  # too slow to prefill the observed prompts in time: held at their minimum
+    waived: set[str]  # too slow for this window's prompts, not for those over a swap's time: not held
 
 
 def _usable(
@@ -351,6 +364,9 @@ def _usable(
     shape: Shape,
     limits: Mapping[str, Limit],
     tuning: Tuning,
+    *,
+    now: float,
+    swap_s: float,
 ) -> _Usable:
     """Every variant on its profile corrected by what its replicas measured, for the model's shape; one that cannot
     prefill enough of the observed prompts within the TTFT objective even when idle is held at its minimum, and one
@@ -372,9 +388,18 @@ def _usable(
     prompts = read if counted >= tuning.feedback_min_requests else None
     shares = ttft_shares(variants, prompts, shape, tuning, prefill)
     slow = _ttft_limited(shares, counted, tuning)
+    fresh = histogram if histogram is obs.prompt_tokens and prompts is not None else {}
+    history = _prompt_history(fresh, memory, now, swap_s)
+    waived: set[str] = set()
+    if slow and history[0] != histogram:
+        # A swap of GPU type serves the long prompts a cold start later and bills both types for a scale-down
+        # window: held only where the prompts over about that long say so too, not for one window's excursion.
+        past = ttft.prompts_of(history[0])
+        waived = slow - _ttft_limited(ttft_shares(variants, past, shape, tuning, prefill), history[0][math.inf], tuning)
+        slow -= waived
     supplied = [_supplied(v, slow, limits) for v in corrected]
     configured = {v.name: v.profile for v in variants}
-    return _Usable(supplied, learned, work, prefill, configured, histogram, prompts, shares, slow)
+    return _Usable(supplied, learned, work, prefill, configured, histogram, prompts, history, shares, slow, waived)
 
 
 def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> Mapping[float, float]:
@@ -385,6 +410,20 @@ def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> Mappi
     if window.get(math.inf, 0.0) >= tuning.feedback_min_requests or not memory.prompt_tokens:
         return window
     return memory.prompt_tokens
+
+
+def _prompt_history(
+    window: Mapping[float, float], memory: Memory, now: float, swap_s: float
+) -> tuple[Mapping[float, float], float]:
+    """The model's prompt histogram averaged over about `swap_s` (exponentially, by the time since it last moved),
+    from each pass's full window; restarted where the edges change (another server's buckets)."""
+    old = memory.prompt_history
+    if not window:
+        return old, memory.prompt_history_at
+    if not old or set(old) != set(window):
+        return dict(window), now
+    keep = math.exp(-(now - memory.prompt_history_at) / swap_s)
+    return {le: keep * old[le] + (1 - keep) * n for le, n in window.items()}, now
 
 
 def _cold_starts(variants: Sequence[VariantSpec], measured: Mapping[str, float]) -> dict[str, float]:

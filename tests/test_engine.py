@@ -586,6 +586,31 @@ def test_the_prompts_of_the_last_full_window_hold_until_a_new_one_is_full(next_w
     assert not fresh.prompt_tokens  # nothing full seen yet: nothing remembered
 
 
+@pytest.mark.parametrize(
+    ("long_share", "history", "held"),
+    [
+        (0.025, True, False),  # a window's excursion against 9 minutes of chat: not worth a swap
+        (0.3, True, True),  # the prompts changed: the average over a swap's time follows within a minute
+        (0.3, False, True),  # the first full window: nothing to weigh it against, held at once
+    ],
+)
+def test_a_hold_needs_the_prompts_over_a_swaps_time_to_say_so(long_share: float, history: bool, held: bool) -> None:
+    """A swap of GPU type serves long prompts a cold start later and bills both types for a scale-down window, so a
+    variant is held only where the prompts averaged over about that long (240 s + 300 s) are short of it too."""
+    status = steady({"l40s": 2, "a100": 0, "h100": 0})
+    reps = tuple(samples("l40s", [(0.7, 3), (0.7, 3)], throughput=2.0))
+    memory = Memory(prompt_history=prompts_with([1_000.0] * 1000), prompt_history_at=0.0) if history else Memory()
+    window = prompts_with([12_000.0 if k < long_share * 1000 else 1_000.0 for k in range(1000)])
+    obs = Observation(reps, 5.0, 100.0, None, window)
+    for now in (30.0, 60.0):
+        decision, memory = decide("default", TOKEN_SPECS, T, status, obs, memory, now)
+        assert memory.prompt_history_at == now
+    assert ("held at their minimum" in decision.reason) == held, decision.reason
+    assert ("a swap takes: not held" in decision.reason) == (not held)
+    short = memory.prompt_history[10_000.0] / memory.prompt_history[math.inf]
+    assert (short == pytest.approx(1 - long_share)) == (not history)  # averaged in, not replaced
+
+
 def test_the_share_is_read_between_bucket_edges() -> None:
     """An L40S prefills at most ~6.4k tokens in 2 s; prompts between the 5k and 10k edges are read spread over the
     bucket, so some of them count as in time; a prefix cache that serves half of each prompt brings them all in."""

@@ -374,7 +374,7 @@ def _usable(
     learned = _corrections(variants, obs, memory, shape, tuning)
     # TTFT is planned on the profiles as configured, corrected by measured prefill times alone: ITL-read work says
     # how long decodes take, and read past the model (x2 on bursty traffic) it would halve every prefill's budget.
-    histogram = _prompt_histogram(obs, memory, tuning)
+    histogram, fresh = _prompt_histogram(obs, memory, tuning)
     read = ttft.prompts_of(histogram) if histogram else None
     prefill = _prefill_corrections(variants, obs, memory, shape, read or _mean_prompt(shape), tuning)
     # A variant ITL cannot read (its replicas mostly prefill) takes its slower measured prefill as its work factor:
@@ -388,8 +388,7 @@ def _usable(
     prompts = read if counted >= tuning.feedback_min_requests else None
     shares = ttft_shares(variants, prompts, shape, tuning, prefill)
     slow = _ttft_limited(shares, counted, tuning)
-    fresh = histogram if histogram is obs.prompt_tokens and prompts is not None else {}
-    history = _prompt_history(fresh, memory, now, swap_s)
+    history = _prompt_history(histogram if fresh else {}, memory, now, swap_s)
     waived: set[str] = set()
     if slow and history[0] != histogram:
         # A swap of GPU type serves the long prompts a cold start later and bills both types for a scale-down
@@ -402,14 +401,14 @@ def _usable(
     return _Usable(supplied, learned, work, prefill, configured, histogram, prompts, history, shares, slow, waived)
 
 
-def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> Mapping[float, float]:
-    """The model's prompt lengths over the feedback window once it holds enough prompts to read a 1% tail; else the
-    last such window's (as with the shape), so a window thinned by pods whose series went with them, or a pass
-    without the histogram, does not forget what the prompts are and release the variants they hold."""
+def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> tuple[Mapping[float, float], bool]:
+    """The model's prompt lengths over the feedback window once it holds enough prompts to read a 1% tail, and True;
+    else the last such window's (as with the shape), so a window thinned by pods whose series went with them, or a
+    pass without the histogram, does not forget what the prompts are and release the variants they hold."""
     window = obs.prompt_tokens or {}
-    if window.get(math.inf, 0.0) >= tuning.feedback_min_requests or not memory.prompt_tokens:
-        return window
-    return memory.prompt_tokens
+    if window.get(math.inf, 0.0) >= tuning.feedback_min_requests:
+        return window, True
+    return (memory.prompt_tokens, False) if memory.prompt_tokens else (window, False)
 
 
 def _prompt_history(

@@ -127,7 +127,7 @@ class Tuning:
     # A placed pod not ready after this many of its variant's cold starts stops counting as supply: a crash loop,
     # an image that does not pull, weights that do not load.
     pending_deadline: float = 2.0
-    trend_window_s: float = 300.0  # the demand trend is the least-squares slope over this window
+    trend_window_s: float = 300.0  # the demand trend is the Theil-Sen slope over this window
     stale_after_s: float = 60.0
     learn_rate: float = 0.3  # a correction moves this share of the way to each measurement (smoothing)
     min_utilization_to_learn: float = 0.15  # below it, ITL is mostly the fixed iteration cost and says nothing

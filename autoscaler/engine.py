@@ -302,8 +302,8 @@ def _default(
         cold_starts=supply.cold_starts,
         prefill=usable.prefill,
         prompt_tokens=usable.histogram if usable.prompts is not None else memory.prompt_tokens,
-        prompt_history=usable.history[0],
-        prompt_history_at=usable.history[1],
+        prompt_history=usable.history,
+        prompt_history_at=usable.history_at,
     )
     return replace(decision, reason=reason), memory
 
@@ -351,7 +351,8 @@ class _Usable:
     configured: Mapping[str, TokenProfile]  # per variant its profile as configured: what TTFT is planned on
     histogram: Mapping[float, float]  # the prompt histogram the pass reads: this window's, or the last full one
     prompts: ttft.Prompts | None  # the model's prompts, once the window holds enough to read a 1% tail
-    history: tuple[Mapping[float, float], float]  # the prompts over about a swap's time, and when last moved
+    history: Mapping[float, float]  # the prompts over about a swap's time (`_prompt_history`)
+    history_at: float  # when it last moved
     ttft_shares: Mapping[str, float]
     slow: set[str]  # too slow to prefill the observed prompts in time: held at their minimum
     waived: set[str]  # too slow for this window's prompts, not for those over a swap's time: not held
@@ -388,17 +389,19 @@ def _usable(
     prompts = read if counted >= tuning.feedback_min_requests else None
     shares = ttft_shares(variants, prompts, shape, tuning, prefill)
     slow = _ttft_limited(shares, counted, tuning)
-    history = _prompt_history(histogram if fresh else {}, memory, now, swap_s)
+    history, history_at = _prompt_history(histogram if fresh else {}, memory, now, swap_s)
     waived: set[str] = set()
-    if slow and history[0] != histogram:
+    if slow and history != histogram:
         # A swap of GPU type serves the long prompts a cold start later and bills both types for a scale-down
         # window: held only where the prompts over about that long say so too, not for one window's excursion.
-        past = ttft.prompts_of(history[0])
-        waived = slow - _ttft_limited(ttft_shares(variants, past, shape, tuning, prefill), history[0][math.inf], tuning)
+        past = ttft.prompts_of(history)
+        waived = slow - _ttft_limited(ttft_shares(variants, past, shape, tuning, prefill), history[math.inf], tuning)
         slow -= waived
     supplied = [_supplied(v, slow, limits) for v in corrected]
     configured = {v.name: v.profile for v in variants}
-    return _Usable(supplied, learned, work, prefill, configured, histogram, prompts, history, shares, slow, waived)
+    return _Usable(
+        supplied, learned, work, prefill, configured, histogram, prompts, history, history_at, shares, slow, waived
+    )
 
 
 def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> tuple[Mapping[float, float], bool]:
@@ -516,8 +519,8 @@ def _prefill_corrections(
     """Per variant, its replicas' measured mean prefill time (vLLM's `request_prefill_time_seconds`: first chunk
     scheduled to first token) over the one the TTFT model expects for the model's prompts at the replicas' measured
     load (their mean throughput and ITL over the same minute, by requests: Dynamo's TTFT correction), once they
-    finished enough in that minute to say anything, moved `learn_rate` of the way and bounded
-    both ways by `correction_max`. It scales the variant's prefill times wherever TTFT is planned; ITL cannot see a
+    finished enough in that minute to say anything, moved `learn_rate` of the way and bounded both ways by
+    `correction_max`. It scales the variant's prefill times wherever TTFT is planned; ITL cannot see a
     prefill cost on replicas that mostly prefill. Only replicas within their objective are read (no request waiting,
     mean ITL within the TPOT objective): one past its capacity runs batches the model of a replica at load does not
     describe. Read over the 5-minute window instead, a minute that looks calm carried a burst's prefill times
@@ -532,9 +535,9 @@ def _prefill_corrections(
             if not s.queue and s.itl_s is not None and s.itl_s <= tuning.tpot_slo_s
         ]
         # Requests/s weigh the replicas: the minute's mean prefill time, load and ITL are read over the same minute.
-        if sum(s.throughput for s in mine) * SAMPLE_WINDOW_S < tuning.feedback_min_requests:
-            continue
         served = sum(s.throughput for s in mine)
+        if served * SAMPLE_WINDOW_S < tuning.feedback_min_requests:
+            continue
         measured = sum(s.throughput * (s.prefill_s or 0.0) for s in mine) / served
         # The router spreads the load evenly, so the replicas' mean load and ITL stand for each one's.
         itl = sum(s.throughput * (s.itl_s or 0.0) for s in mine) / served

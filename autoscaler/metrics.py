@@ -262,11 +262,14 @@ def _pods(answers: Iterable[tuple[PodQuery, Series]]) -> dict[PodKey, PodMetrics
         name, parse = q.field, q.parse
         for s in series:
             labels = s.get("metric", {})
-            key = (labels.get("namespace", ""), labels.get("pod", ""))
-            if all(key):
-                mine = fields.setdefault(key, {})
-                # Most queries are plain numbers: read them without the call (a pass reads ~20k series).
-                mine[name] = float(s["value"][1]) if parse is _number else parse(mine.get(name), labels, s["value"][1])
+            ns, pod = labels.get("namespace"), labels.get("pod")
+            if not (ns and pod):
+                continue
+            mine = fields.get((ns, pod))
+            if mine is None:
+                mine = fields[(ns, pod)] = {}
+            # Most queries are plain numbers: read them without the call (a pass reads ~20k series).
+            mine[name] = float(s["value"][1]) if parse is _number else parse(mine.get(name), labels, s["value"][1])
     return {key: PodMetrics(**f) for key, f in fields.items()}
 
 

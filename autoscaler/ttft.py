@@ -87,19 +87,25 @@ def share_within(
     """The share of requests whose TTFT meets the objective when each of `replicas` replicas takes `rate`
     requests/s; its prefill times scaled by `prefill_factor` (measured over modelled)."""
     service = prefill_times(p, prompts, request, rate, factor=prefill_factor)
-    w = prompts.weights
-    mean = sum(x * t for x, t in zip(w, service, strict=True))
+    # One pass over the prompts for the moments the queue needs and the share an idle pool would reach: a pass
+    # plans this for every variant of every model, several times.
+    mean = second = idle = 0.0
+    for x, t in zip(prompts.weights, service, strict=True):
+        mean += x * t
+        second += x * t * t
+        if t <= objective_s:
+            idle += x
     busy = rate * mean  # the share of time each replica is prefilling
     if busy >= 1.0:
         return 0.0
     waiting = erlang_c(replicas, replicas * busy)
     if waiting <= 0.0:
-        return sum(x for x, t in zip(w, service, strict=True) if t <= objective_s)
-    once_waiting_s = sum(x * t * t for x, t in zip(w, service, strict=True)) / (2 * mean) / (replicas * (1 - busy))
+        return idle
+    once_waiting_s = second / (2 * mean) / (replicas * (1 - busy))
     exp = math.exp
-    return sum(
-        x * (1 - waiting * exp((t - objective_s) / once_waiting_s))
-        for x, t in zip(w, service, strict=True)
+    return idle - waiting * sum(
+        x * exp((t - objective_s) / once_waiting_s)
+        for x, t in zip(prompts.weights, service, strict=True)
         if t <= objective_s
     )
 

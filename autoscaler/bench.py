@@ -74,9 +74,10 @@ class InMemoryKube(Kube):
         self.writes += 1
 
 
-# Each model's prompts over the window, cumulative by vLLM's 1-2-5 edges (a conversation mix of 600 requests), so
-# every pass plans TTFT at load too.
+# Each model's prompts and outputs over the window, cumulative by vLLM's 1-2-5 edges (a conversation mix of 600
+# requests), so every pass plans TTFT at load and the TPOT bound of other prompts' chunks too.
 PROMPTS = {1000.0: 300.0, 2000.0: 480.0, 5000.0: 590.0, 10000.0: 600.0}
+OUTPUTS = {10.0: 20.0, 50.0: 100.0, 100.0: 200.0, 200.0: 380.0, 500.0: 560.0, 1000.0: 595.0, 2000.0: 600.0}
 SHAPE = {"requests": 600.0, "prompt": 600.0 * 1155, "generation": 600.0 * 211}
 
 
@@ -101,11 +102,12 @@ def prometheus_answers(kube: InMemoryKube, now: float = NOW) -> dict[str, list[d
             for p in kube.pods
         ]
     models = [(o["metadata"]["namespace"], o["spec"]["modelID"]) for o in kube.objects]
-    edges = [*((str(le), n) for le, n in PROMPTS.items()), ("+Inf", max(PROMPTS.values()))]
+    histograms = {"prompt_tokens": PROMPTS, "generation_tokens": OUTPUTS}
     answers[queries.histograms] = [
-        {"metric": {"namespace": ns, "model_name": m, "le": le, "of": "prompt_tokens"}, "value": [now, str(n)]}
+        {"metric": {"namespace": ns, "model_name": m, "le": le, "of": of}, "value": [now, str(n)]}
         for ns, m in models
-        for le, n in edges
+        for of, counts in histograms.items()
+        for le, n in [*((str(le), n) for le, n in counts.items()), ("+Inf", max(counts.values()))]
     ]
     answers[queries.shape] = [
         {"metric": {"namespace": ns, "model_name": m, "of": of}, "value": [now, str(v)]}

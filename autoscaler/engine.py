@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from autoscaler import ttft
+from autoscaler import tpot, ttft
 from autoscaler.accelerators import PRIOR_OUTPUT_TOKENS, PRIOR_PROMPT_TOKENS, TokenProfile
 from autoscaler.api import DEFAULT_HEADROOM, Thresholds
 from autoscaler.buckets import share_within
@@ -31,6 +31,9 @@ from autoscaler.saturation import Load, analyze
 
 Mode = Literal["default", "wva-v1"]
 SAMPLE_WINDOW_S = 60.0  # a replica sample's rates, means and peaks are read over this window
+# vLLM's output-length buckets (1-2-5 edges) are read at one length each, the middle in log scale: the TPOT bound of
+# short outputs evaluates every one for every variant of every model, several times a pass.
+OUTPUT_POINTS_PER_BUCKET = 1
 Action = Literal["scale-up", "scale-down", "rebalance", "none", "hold"]
 
 
@@ -109,6 +112,8 @@ class Observation:
     shape: Shape | None = None  # the model's requests over the feedback window; None without the histograms
     # The same requests by time to first token, cumulative (vLLM's TTFT histogram, inf included); None without it.
     ttft: Mapping[float, float] | None = None
+    # The same by output tokens, cumulative (vLLM's request_generation_tokens histogram); None without it.
+    generation_tokens: Mapping[float, float] | None = None
 
     def wakes(self) -> bool:
         return (self.waiting_upstream or 0.0) > 0 or (self.requests_in_retention or 0.0) > 0
@@ -183,6 +188,8 @@ class Memory:
     # The same, averaged over about the time a swap of GPU type takes to pay off (`_prompt_history`), and when.
     prompt_history: Mapping[float, float] = field(default_factory=dict)
     prompt_history_at: float = -math.inf
+    # The model's output-length histogram of the last window that held enough requests (as `prompt_tokens`).
+    generation_tokens: Mapping[float, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,8 @@ def _default(
     shape = _shape(obs, memory, tuning)
     swap_s = max(supply.cold.values(), default=tuning.cold_start_s) + tuning.scale_down_window_s
     usable = _usable(variants, obs, memory, shape, supply.limits, tuning, now=now, swap_s=swap_s)
+    outputs = _full_window(obs.generation_tokens, memory.generation_tokens, tuning)
+    chunks = _chunks(usable.prompts, outputs, shape)
     decision, memory = _planned(
         usable.variants,
         thresholds,
@@ -281,6 +290,7 @@ def _default(
         shape=shape,
         cold=supply.cold,
         ttft_plan=_TtftPlan(usable.configured, usable.prefill, usable.prompts, usable.ttft_shares),
+        chunks=chunks,
     )
     decision = _within_limits(decision, desired, usable.variants, supply.limits, now)
     reason = decision.reason + f"; shape {shape.describe()}" + _work_note(usable.work) + _prefill_note(usable.prefill)
@@ -304,6 +314,7 @@ def _default(
         prompt_tokens=usable.histogram if usable.prompts is not None else memory.prompt_tokens,
         prompt_history=usable.history,
         prompt_history_at=usable.history_at,
+        generation_tokens=outputs,
     )
     return replace(decision, reason=reason), memory
 
@@ -578,6 +589,34 @@ def replica_capacity(p: TokenProfile, shape: Shape, tuning: Tuning) -> float:
     return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
 
 
+def chunk_capacity(p: TokenProfile, shape: Shape, chunks: tpot.Chunks, tuning: Tuning) -> float:
+    """Requests/s one replica serves with at most the allowed share of requests (1 - target) past the TPOT
+    objective from other prompts' chunks in their decodes (`tpot.py`), within the mean ITL's margin, the KV cache
+    and the running-request cap."""
+    work = p.work_s(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    highest = _utilization_at(p.t0_s, tuning.tpot_slo_s * tuning.itl_margin)
+    u = tpot.utilization_within(p, chunks, work, tuning.tpot_slo_s, 1 - tuning.slo_target, highest)
+    return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+
+
+def _full_window(
+    window: Mapping[float, float] | None, last: Mapping[float, float], tuning: Tuning
+) -> Mapping[float, float]:
+    """A histogram of the model's requests over the feedback window once it holds enough to read a 1% tail, else
+    the last such window's (a window thinned by pods whose series went with them says nothing new)."""
+    if window and window.get(math.inf, 0.0) >= tuning.feedback_min_requests:
+        return window
+    return last
+
+
+def _chunks(prompts: ttft.Prompts | None, outputs: Mapping[float, float], shape: Shape) -> tpot.Chunks | None:
+    """What a replica's decodes meet, once both the prompts and the outputs have been read from enough requests."""
+    lengths = ttft.prompts_of(outputs, OUTPUT_POINTS_PER_BUCKET) if outputs else None
+    if prompts is None or lengths is None:
+        return None
+    return tpot.Chunks.of(prompts, lengths, shape.cached_share)
+
+
 @dataclass(frozen=True)
 class _TtftPlan:
     """What TTFT is planned on: per variant its profile as configured, its measured prefill correction and its share
@@ -727,10 +766,15 @@ def _planned(
     shape: Shape,
     cold: Mapping[str, float],
     ttft_plan: "_TtftPlan",
+    chunks: tpot.Chunks | None,
 ) -> tuple[Decision, Memory]:
     """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
     `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
-    modelled = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
+    planned = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
+    modelled = {
+        v.name: min(planned[v.name], chunk_capacity(v.profile, shape, chunks, tuning)) if chunks else planned[v.name]
+        for v in variants
+    }
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     within_tpot = {n: modelled[n] * corrections[n].factor for n in modelled}
     demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=within_tpot, cold=cold)
@@ -756,6 +800,9 @@ def _planned(
     raised = [f"{n} x{c.factor:.2f}" for n, c in corrections.items() if c.factor != 1.0]
     if raised:
         reason += f"; capacity raised by measured TPOT: {', '.join(raised)}"
+    chunked = [f"{n} {modelled[n]:.2f} of {planned[n]:.2f}" for n in planned if modelled[n] < planned[n]]
+    if chunked:
+        reason += f"; req/s per replica bound by other prompts' chunks in short outputs' decodes: {', '.join(chunked)}"
     bound = [f"{n} {capacity[n]:.2f} of {within_tpot[n]:.2f}" for n in capacity if capacity[n] < within_tpot[n]]
     if bound:
         reason += f"; req/s per replica bound by TTFT at load (a pool of {pool}): {', '.join(bound)}"
@@ -823,14 +870,17 @@ def _guardrail(
     planned = sum(plan[n] * capacity[n] for n in plan)
     sat = analyze([Load(s.kv, s.queue) for s in obs.samples], t)
     slow = [s.pod for s in obs.samples if s.itl_s is not None and s.itl_s > tuning.tpot_slo_s]
+    # What it keeps is within what this pass allows each variant: one held at its minimum (too slow for the
+    # prompts) or limited by the cluster is not kept above it.
+    kept = {o.name: min(desired[o.name], o.high) for o in options}
     if obs.samples and (sat.scale_up or slow) and planned <= supply and not pending:
-        room = [o for o in options if desired[o.name] < o.high]
+        room = [o for o in options if kept[o.name] < o.high]
         if room:
             best = min(room, key=lambda o: (o.cost / o.capacity, o.name))
             why = f"ITL over objective on {', '.join(slow)}" if slow else f"saturating ({sat.describe()})"
-            return {**desired, best.name: desired[best.name] + 1}, f"guardrail: {why}: +1 {best.name}"
+            return {**kept, best.name: kept[best.name] + 1}, f"guardrail: {why}: +1 {best.name}"
     elif not sat.scale_down_safe and planned < supply and sat.non_saturated < sat.replicas:
-        return dict(desired), f"guardrail: scale-down unsafe ({sat.describe()})"
+        return kept, f"guardrail: scale-down unsafe ({sat.describe()})"
     return plan, reason
 
 

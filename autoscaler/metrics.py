@@ -30,10 +30,12 @@ BY_POD = "namespace, pod"
 # Requests queued in a model's endpoint picker (Gateway API Inference Extension flow control), by served model name:
 # the demand signal that wakes a model at zero replicas.
 UPSTREAM_QUERY = "sum by (namespace, model_name) (inference_extension_flow_control_queue_size)"
-# A model's requests over the feedback window by prompt length (vLLM's 1-2-5 token buckets) and by TTFT (edges at
-# the model's objective where the platform set them), in one query: each histogram labelled `of` with its name.
+# A model's requests over the feedback window by prompt and output length (vLLM's 1-2-5 token buckets) and by TTFT
+# (edges at the model's objective where the platform set them), in one query: each histogram labelled `of` with its
+# name.
 MODEL_HISTOGRAMS = {
     "prompt_tokens": "vllm:request_prompt_tokens_bucket",
+    "generation_tokens": "vllm:request_generation_tokens_bucket",
     "ttft": "vllm:time_to_first_token_seconds_bucket",
 }
 # A model's request shape over the same window, in one query: each counter's increase labelled `of` with its name.
@@ -197,6 +199,8 @@ class Snapshot:
     prompt_tokens: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)  # prompts with <= le tokens
     ttft: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)  # requests with TTFT <= le seconds
     shapes: Mapping[ModelKey, Shape] = field(default_factory=dict)  # measured over the feedback window
+    # requests with <= le output tokens
+    generation_tokens: Mapping[ModelKey, Mapping[float, float]] = field(default_factory=dict)
 
     def model_names_in(self, namespace: str) -> list[str]:
         return self._model_names.get(namespace, [])
@@ -252,6 +256,7 @@ def collect(query: Query, queries: Queries, clock: Callable[[], float] = time.ti
         prompt_tokens=histograms["prompt_tokens"],
         ttft=histograms["ttft"],
         shapes=shaped,
+        generation_tokens=histograms["generation_tokens"],
     )
 
 

@@ -125,5 +125,5 @@ def observation(
         retention = None
     age = now - max(seen) if seen else None
     key = (ns, spec.model_id)
-    shape, ttft = snapshot.shapes.get(key), snapshot.ttft.get(key)
-    return Observation(tuple(samples), age, retention, upstream, prompts, shape, ttft), problem
+    shape, ttft, outputs = snapshot.shapes.get(key), snapshot.ttft.get(key), snapshot.generation_tokens.get(key)
+    return Observation(tuple(samples), age, retention, upstream, prompts, shape, ttft, outputs), problem

@@ -25,7 +25,6 @@ from autoscaler.accelerators import TokenProfile
 POINTS_PER_BUCKET = 8
 # A capacity is found to this share of the rate it is searched under.
 PRECISION = 1 / 1024
-_STEPS = tuple((k + 0.5) / POINTS_PER_BUCKET for k in range(POINTS_PER_BUCKET))
 
 
 @dataclass(frozen=True)
@@ -36,33 +35,35 @@ class Prompts:
     weights: tuple[float, ...]
 
 
-def prompts_of(cumulative: Mapping[float, float]) -> Prompts | None:
-    """The prompts of vLLM's `request_prompt_tokens` histogram (cumulative, `inf` included); None when empty. The
-    open last bucket is read at its lower edge."""
+def prompts_of(cumulative: Mapping[float, float], points_per_bucket: int = POINTS_PER_BUCKET) -> Prompts | None:
+    """The prompts of vLLM's `request_prompt_tokens` histogram (cumulative, `inf` included), or the outputs of its
+    `request_generation_tokens` (the same 1-2-5 edges); None when empty. The open last bucket is read at its lower
+    edge."""
     edges = sorted(cumulative)
     total = cumulative.get(math.inf, 0.0)
     if not total > 0:
         return None
     tokens: list[float] = []
     weights: list[float] = []
+    steps = tuple((k + 0.5) / points_per_bucket for k in range(points_per_bucket))
     low, below = 0.0, 0.0
     for le in edges:
         count = cumulative[le] - below
         below = cumulative[le]
         if count > 0:
-            points = _spread(low, le)
+            points = _spread(low, le, steps)
             tokens.extend(points)
             weights.extend([count / total / len(points)] * len(points))
         low = le
     return Prompts(tuple(tokens), tuple(weights))
 
 
-def _spread(low: float, high: float) -> list[float]:
+def _spread(low: float, high: float, steps: tuple[float, ...]) -> list[float]:
     if math.isinf(high):
         return [max(low, 1.0)]
     if low < 1.0:
         return [high]
-    return [low * (high / low) ** step for step in _STEPS]
+    return [low * (high / low) ** step for step in steps]
 
 
 @dataclass(frozen=True)

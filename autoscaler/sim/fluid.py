@@ -16,7 +16,7 @@ from autoscaler.sim import capacity
 from autoscaler.sim.histogram import BINS, bin_of, histogram, p99
 from autoscaler.sim.profiles import prefills_s
 from autoscaler.sim.requests import refused
-from autoscaler.sim.serving import PROMPT_EDGES, Outcome, Replica, Routing, Slo
+from autoscaler.sim.serving import Outcome, Replica, Routing, Slo, length_shares
 from autoscaler.sim.traces import Envelope, Lengths
 
 STEP_S = 5.0
@@ -36,7 +36,13 @@ class _Accounts:
 
 class FluidReplica:
     def __init__(
-        self, profile: TokenProfile, mean_in: float, mean_out: float, slo_rate: float, prompt_shares: np.ndarray
+        self,
+        profile: TokenProfile,
+        mean_in: float,
+        mean_out: float,
+        slo_rate: float,
+        prompt_shares: np.ndarray,
+        generation_shares: np.ndarray,
     ) -> None:
         self.profile = profile
         self.speed = slo_rate  # requests/s within the SLO: its weight in routing
@@ -55,6 +61,8 @@ class FluidReplica:
         self.prefix_hits = 0.0
         self.prompt_shares = prompt_shares  # of the length population, per prompt bucket
         self.prompt_counts = np.zeros(len(prompt_shares))
+        self.generation_shares = generation_shares  # the same by output length
+        self.generation_counts = np.zeros(len(generation_shares))
         self.prompt_sum = 0.0
         self.generation_sum = 0.0
         self.ttft_met = 0.0
@@ -79,6 +87,7 @@ class FluidReplica:
         served = rate * dt
         self.completed += served
         self.prompt_counts += served * self.prompt_shares
+        self.generation_counts += served * self.generation_shares
         self.prompt_sum += served * self.inp
         self.generation_sum += served * self.out
         self.tokens += served * self.out
@@ -104,8 +113,8 @@ class FluidWorkload:
         too_long = refused(trace.lengths, context_tokens)
         self.refused_share = float(too_long.mean())
         self.population = trace.lengths.pick(np.nonzero(~too_long)[0]) if too_long.any() else trace.lengths
-        buckets = np.searchsorted(PROMPT_EDGES, self.population.input.astype(np.float64), side="left")
-        self.prompt_shares = np.bincount(buckets, minlength=len(PROMPT_EDGES) + 1) / len(buckets)
+        self.prompt_shares = length_shares(self.population.input)
+        self.generation_shares = length_shares(self.population.output)
         self.mean_in = float(self.population.input.mean())
         self.mean_out = float(self.population.output.mean())
         self.held = 0.0  # arrivals with no replica to go to
@@ -120,7 +129,7 @@ class FluidWorkload:
             prefill = np.sort(prefills_s(profile, self.population.input.astype(np.float64)))
             fits_idle = float(np.searchsorted(prefill, self.slo.ttft_s, side="right"))
             self.accounts[profile] = _Accounts(c, prefill, fits_idle, np.zeros(BINS), np.zeros(len(c.rates)))
-        return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate, self.prompt_shares)
+        return FluidReplica(profile, self.mean_in, self.mean_out, slo_rate, self.prompt_shares, self.generation_shares)
 
     def step(self, t: float, serving: list[Replica], draining: list[Replica]) -> None:
         dt = self.step_s

@@ -12,7 +12,7 @@ import numpy as np
 
 from autoscaler.engine import Tuning
 from autoscaler.metrics import PodMetrics, Snapshot, shape_of
-from autoscaler.sim.serving import PROMPT_EDGES, Replica
+from autoscaler.sim.serving import LENGTH_EDGES, Replica
 
 SCRAPE_S = 15.0
 WINDOW_S = 60.0
@@ -32,6 +32,7 @@ class _Scrape:
     prefix_queries: float
     prefix_hits: float
     prompts: np.ndarray  # finished requests per prompt bucket, cumulative over time
+    generations: np.ndarray  # the same per output-length bucket
     prompt_sum: float
     generation_sum: float
     ttft_met: float
@@ -63,6 +64,7 @@ class Prometheus:
                     r.prefix_queries,
                     r.prefix_hits,
                     r.prompt_counts.copy(),
+                    r.generation_counts.copy(),
                     r.prompt_sum,
                     r.generation_sum,
                     r.ttft_met,
@@ -96,7 +98,16 @@ class Prometheus:
             return Snapshot(t, pods, retention, upstream)
         shape = shape_of(self._increases())
         ttft = {key: self._ttft(ttft_objective_s)}
-        return Snapshot(t, pods, retention, upstream, {key: self._prompts()}, ttft, {key: shape} if shape else {})
+        return Snapshot(
+            t,
+            pods,
+            retention,
+            upstream,
+            {key: self._lengths("prompts")},
+            ttft,
+            {key: shape} if shape else {},
+            {key: self._lengths("generations")},
+        )
 
     def _ttft(self, objective_s: float) -> dict[float, float]:
         """increase(vllm:time_to_first_token_seconds_bucket[5m]) at the objective's edge (the platform sets one on
@@ -117,12 +128,14 @@ class Prometheus:
         """A counter's increase over the feedback window, summed over the pods."""
         return float(sum(getattr(s[-1], counter) - getattr(s[0], counter) for s in self.series.values()))
 
-    def _prompts(self) -> dict[float, float]:
-        """increase(vllm:request_prompt_tokens_bucket[5m]) summed over the pods: prompts with <= le tokens."""
-        counts = sum((s[-1].prompts - s[0].prompts for s in self.series.values()), np.zeros(len(PROMPT_EDGES) + 1))
-        cumulative = np.cumsum(counts)
+    def _lengths(self, counts: str) -> dict[float, float]:
+        """increase(vllm:request_prompt_tokens_bucket[5m]) (`prompts`) or of request_generation_tokens
+        (`generations`), summed over the pods: requests with <= le tokens."""
+        zero = np.zeros(len(LENGTH_EDGES) + 1)
+        grown = sum((getattr(s[-1], counts) - getattr(s[0], counts) for s in self.series.values()), zero)
+        cumulative = np.cumsum(grown)
         return {
-            **{float(e): float(c) for e, c in zip(PROMPT_EDGES, cumulative[:-1], strict=True)},
+            **{float(e): float(c) for e, c in zip(LENGTH_EDGES, cumulative[:-1], strict=True)},
             math.inf: float(cumulative[-1]),
         }
 

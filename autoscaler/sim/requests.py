@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoscaler.accelerators import TokenProfile
-from autoscaler.sim.serving import PROMPT_EDGES, Outcome, Replica, Routing, Slo, prompt_bucket
+from autoscaler.sim.serving import LENGTH_EDGES, Outcome, Replica, Routing, Slo, length_bucket
 from autoscaler.sim.traces import HASH_BLOCK_TOKENS, Lengths, Requests
 
 STEP_S = 1.0
@@ -72,7 +72,8 @@ class RequestReplica:
         self.prefix_queries = 0.0  # vllm:prefix_cache_queries_total (tokens)
         self.prefix_hits = 0.0  # vllm:prefix_cache_hits_total (tokens)
         self.iteration_tokens_max = 0  # the most tokens one iteration scheduled (vllm:iteration_tokens_total)
-        self.prompt_counts = np.zeros(len(PROMPT_EDGES) + 1)
+        self.prompt_counts = np.zeros(len(LENGTH_EDGES) + 1)
+        self.generation_counts = np.zeros(len(LENGTH_EDGES) + 1)
         self.prompt_sum = 0.0
         self.generation_sum = 0.0
         self.ttft_met = 0.0
@@ -212,7 +213,8 @@ class RequestReplica:
         self.tpot_met += self.tpot[index] <= self.slo.tpot_s
         self.ttft_met += self.ttft[index] <= self.slo.ttft_s
         self.completed += 1
-        self.prompt_counts[prompt_bucket(float(self.inputs[index]))] += 1
+        self.prompt_counts[length_bucket(float(self.inputs[index]))] += 1
+        self.generation_counts[length_bucket(float(self.outputs[index]))] += 1
         self.prompt_sum += float(self.inputs[index])
         self.generation_sum += float(self.outputs[index])
         self.reserved -= int(self.inputs[index] + self.outputs[index])

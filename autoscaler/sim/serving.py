@@ -27,7 +27,8 @@ class Replica(Protocol):
     tpot_met: float  # vllm:request_time_per_output_token_seconds_bucket{le=<the TPOT objective>}
     prefix_queries: float  # vllm:prefix_cache_queries_total (prompt tokens looked up)
     prefix_hits: float  # vllm:prefix_cache_hits_total (prompt tokens found cached)
-    prompt_counts: NDArray[np.float64]  # vllm:request_prompt_tokens: finished requests per bucket of PROMPT_EDGES
+    prompt_counts: NDArray[np.float64]  # vllm:request_prompt_tokens: finished requests per bucket of LENGTH_EDGES
+    generation_counts: NDArray[np.float64]  # vllm:request_generation_tokens: the same by output length
     prompt_sum: float  # vllm:request_prompt_tokens_sum (of finished requests)
     generation_sum: float  # vllm:request_generation_tokens_sum
     ttft_met: float  # vllm:time_to_first_token_seconds_bucket{le=<the TTFT objective>}
@@ -41,13 +42,20 @@ class Replica(Protocol):
     def idle(self) -> bool: ...
 
 
-# vLLM's request_prompt_tokens buckets: the 1-2-5 series (1, 2, 5, 10, 20, 50, ...), here up to a million tokens.
-PROMPT_EDGES = np.array([m * 10**k for k in range(7) for m in (1, 2, 5)], dtype=np.float64)
+# vLLM's request_prompt_tokens and request_generation_tokens buckets: the 1-2-5 series (1, 2, 5, 10, 20, 50, ...),
+# here up to a million tokens.
+LENGTH_EDGES = np.array([m * 10**k for k in range(7) for m in (1, 2, 5)], dtype=np.float64)
 
 
-def prompt_bucket(tokens: float) -> int:
-    """The bucket a prompt length is counted in: the first edge at or above it (the last bucket is +Inf)."""
-    return int(np.searchsorted(PROMPT_EDGES, tokens, side="left"))
+def length_bucket(tokens: float) -> int:
+    """The bucket a length is counted in: the first edge at or above it (the last bucket is +Inf)."""
+    return int(np.searchsorted(LENGTH_EDGES, tokens, side="left"))
+
+
+def length_shares(tokens: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The share of a population of lengths in each bucket of LENGTH_EDGES (+Inf last)."""
+    buckets = np.searchsorted(LENGTH_EDGES, tokens.astype(np.float64), side="left")
+    return np.bincount(buckets, minlength=len(LENGTH_EDGES) + 1) / len(buckets)
 
 
 @dataclass(frozen=True)

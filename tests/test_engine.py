@@ -859,3 +859,45 @@ def test_a_variant_itl_cannot_read_takes_its_slower_prefill_as_its_work() -> Non
     assert planned[1.5] < planned[1.0] == planned[0.8]
     assert "measured work per request over the profile's: l40s x1.15" in reasons[1.5]
     assert "measured work per request" not in reasons[0.8]
+
+
+# --- other prompts' chunks in short outputs' decodes -----------------------------------------------------------
+
+
+def test_short_outputs_among_long_prompts_bound_the_capacity_and_the_reason_says_so() -> None:
+    """Long prompts with answers of a few tokens: an H100 replica is planned for fewer requests once the output
+    lengths are read, and the reason names the bound; without the output histogram the TPOT plan stands alone."""
+    prompts = prompts_with([15_000.0] * 900 + [40_000.0] * 100)
+    outputs = prompts_with([15.0] * 400 + [60.0] * 300 + [300.0] * 300)
+    shape = Shape(17_500, 114, 0.0, 1000)
+    status = {v.name: VariantStatus(v.name, *(4, 4, 4) if v.name == "h100" else (0, 0, 0)) for v in TOKEN_SPECS}
+    load = tuple(samples("h100", [(0.5, 0)] * 4, throughput=0.3, itl=0.03))
+    plain = Observation(load, 5.0, 100.0, None, prompts, shape)
+    read = replace(plain, generation_tokens=outputs)
+    without, _ = decide("default", TOKEN_SPECS, T, status, plain, Memory(), 0.0)
+    bounded, memory = decide("default", TOKEN_SPECS, T, status, read, Memory(), 0.0)
+    assert "other prompts' chunks" not in without.reason
+    assert "bound by other prompts' chunks in short outputs' decodes: " in bounded.reason and "h100" in bounded.reason
+    assert bounded.capacity_rps["h100"] < without.capacity_rps["h100"]
+    assert memory.generation_tokens == outputs  # kept, as the prompts are, for windows that hold too few
+    thin = replace(read, generation_tokens={**{le: 0.0 for le in outputs}, math.inf: 10.0})
+    again, _ = decide("default", TOKEN_SPECS, T, status, thin, memory, 30.0)
+    assert again.capacity_rps["h100"] == pytest.approx(bounded.capacity_rps["h100"], rel=0.05)
+
+
+def test_the_guardrail_keeps_no_variant_above_what_the_pass_allows() -> None:
+    """L40S replicas too slow for the prompts (held at their minimum) whose ITL is over the objective, beside H100
+    replicas that serve the demand: the guardrail adds an H100 and does not keep the held L40S replicas, which the
+    scale-down window would then hold a window longer."""
+    lengths = [12_000.0 if k < 50 else 1_000.0 for k in range(1000)]
+    counts = {"l40s": 3, "a100": 0, "h100": 2}
+    status = {n: VariantStatus(n, c, c, c) for n, c in counts.items()}
+    slow = samples("l40s", [(0.9, 0)] * 3, throughput=0.2, itl=0.15)
+    fine = samples("h100", [(0.3, 0)] * 2, throughput=1.0, itl=0.03)
+    obs = Observation(tuple(slow + fine), 5.0, 100.0, None, prompts_with(lengths))
+    past = Memory(plans=((-1000.0, counts),))  # a window ago: no earlier plan holds them
+    decision, memory = decide("default", TOKEN_SPECS, T, status, obs, past, 0.0)
+    held = next(v for v in TOKEN_SPECS if v.name == "l40s")
+    assert "guardrail: ITL over objective" in decision.reason and "held at their minimum" in decision.reason
+    assert decision.targets == {"l40s": held.min_replicas, "a100": 0, "h100": 3}, decision.reason
+    assert memory.plans[-1][1]["l40s"] == held.min_replicas

@@ -3,6 +3,7 @@ the oracle is the lower bound, runs are deterministic, and the command keeps its
 
 import csv
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autoscaler.engine import Observation, VariantStatus
 from autoscaler.sim import bound, capacity
 from autoscaler.sim.__main__ import main
 from autoscaler.sim.fluid import FluidWorkload
@@ -301,3 +303,34 @@ def test_the_oracle_curve_is_monotone_and_bounds_every_policy(setup: Setup) -> N
         result = simulate(name, setup, trace)
         ratio = curve.ratio(result)
         assert ratio is None or ratio >= 0.95, name  # no policy is much cheaper than the bound at its attainment
+
+
+@pytest.mark.parametrize("aggregate", [False, True])
+def test_the_simulated_prometheus_exports_prompt_and_output_lengths(setup: Setup, aggregate: bool) -> None:
+    """What vLLM's request_prompt_tokens and request_generation_tokens histograms would show for the requests the
+    replicas finished, in both replay models, as the engine reads them (the output lengths for the TPOT bound)."""
+    lengths = Lengths(np.array([100, 3000] * 200), np.array([4, 400] * 200))
+    trace: Requests | Envelope = (
+        Envelope(np.array([0.0, 10.0]), np.array([120.0, 120.0]), lengths)
+        if aggregate
+        else Requests(np.linspace(0.0, 600.0, 1200), lengths.pick(np.arange(1200) % 400))
+    )
+    cluster = Cluster(setup, workload_for(trace, setup))
+    static = make_policy("static-peak", setup, cluster.workload)
+    seen: list[Observation] = []
+
+    class Watching:
+        name, interval_s = "watching", static.interval_s
+
+        def decide(self, t: float, status: dict[str, VariantStatus], obs: Observation) -> dict[str, int]:
+            if 400 <= t < 400 + self.interval_s:
+                seen.append(obs)
+            return static.decide(t, status, obs)
+
+    cluster.run(Watching(), None)
+    prompts, outputs = seen[0].prompt_tokens, seen[0].generation_tokens
+    assert prompts is not None and outputs is not None and outputs[math.inf] > 100
+    assert outputs[math.inf] == pytest.approx(prompts[math.inf])
+    assert outputs[5.0] == pytest.approx(outputs[math.inf] / 2, rel=0.05)  # half answer in 4 tokens, half in 400
+    assert outputs[200.0] == outputs[5.0] and outputs[500.0] == outputs[math.inf]
+    assert prompts[100.0] == pytest.approx(prompts[math.inf] / 2, rel=0.05)

@@ -84,6 +84,11 @@ def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
     assert first.prefill_s == pytest.approx((0.4 + 1.2 + 3.0) / 3 / 2)  # the mean prefill time over the window
     prompts = snapshot.prompt_tokens[(NS, MODEL_ID)]  # both pods of the model, by prompt length
     assert prompts[math.inf] > 0 and prompts[10_000.0] == pytest.approx(prompts[math.inf] * 2 / 3, rel=0.01)
+    outputs = snapshot.generation_tokens[(NS, MODEL_ID)]  # the same requests by output length (100, 200, 300)
+    assert outputs[100.0] == pytest.approx(outputs[math.inf] / 3, rel=0.01) and outputs[200.0] == pytest.approx(
+        outputs[math.inf] * 2 / 3, rel=0.01
+    )
+    assert outputs[math.inf] == pytest.approx(prompts[math.inf], rel=0.01)
     shape = snapshot.shapes[(NS, MODEL_ID)]  # the model's mean request, and its prefix cache's share of the prompts
     assert shape.prompt_tokens == pytest.approx((800 + 1500 + 12_000) / 3, rel=0.01)
     assert shape.output_tokens == pytest.approx(200, rel=0.01) and shape.cached_share == pytest.approx(0.25)

@@ -420,9 +420,8 @@ def _prompt_histogram(obs: Observation, memory: Memory, tuning: Tuning) -> tuple
     else the last such window's (as with the shape), so a window thinned by pods whose series went with them, or a
     pass without the histogram, does not forget what the prompts are and release the variants they hold."""
     window = obs.prompt_tokens or {}
-    if window.get(math.inf, 0.0) >= tuning.feedback_min_requests:
-        return window, True
-    return (memory.prompt_tokens, False) if memory.prompt_tokens else (window, False)
+    fresh = window.get(math.inf, 0.0) >= tuning.feedback_min_requests
+    return _full_window(window, memory.prompt_tokens, tuning) or window, fresh
 
 
 def _prompt_history(

@@ -579,22 +579,16 @@ def _work_note(work: Mapping[str, float]) -> str:
     return f"; measured work per request over the profile's: {', '.join(moved)}" if moved else ""
 
 
-def replica_capacity(p: TokenProfile, shape: Shape, tuning: Tuning) -> float:
+def replica_capacity(p: TokenProfile, shape: Shape, tuning: Tuning, chunks: tpot.Chunks | None = None) -> float:
     """Requests/s one replica serves with the p99 of a request's TPOT within the objective, for this shape: its work
-    per request at the planned utilization, within its KV cache and its running-request cap."""
-    full = 1 / p.work_s(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
-    decode_s = shape.output_tokens * tuning.tpot_slo_s * tuning.itl_margin
-    u = _planned_utilization(p.t0_s, full, decode_s, tuning)
-    return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
-
-
-def chunk_capacity(p: TokenProfile, shape: Shape, chunks: tpot.Chunks, tuning: Tuning) -> float:
-    """Requests/s one replica serves with at most the allowed share of requests (1 - target) past the TPOT
-    objective from other prompts' chunks in their decodes (`tpot.py`), within the mean ITL's margin, the KV cache
-    and the running-request cap."""
+    per request at the planned utilization, within its KV cache and its running-request cap; with `chunks`, also at
+    most the allowed share of requests (1 - target) past the objective from other prompts' chunks in their decodes
+    (`tpot.py`), searched only below the TPOT plan's utilization."""
     work = p.work_s(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
-    highest = _utilization_at(p.t0_s, tuning.tpot_slo_s * tuning.itl_margin)
-    u = tpot.utilization_within(p, chunks, work, tuning.tpot_slo_s, 1 - tuning.slo_target, highest)
+    decode_s = shape.output_tokens * tuning.tpot_slo_s * tuning.itl_margin
+    u = _planned_utilization(p.t0_s, 1 / work, decode_s, tuning)
+    if chunks is not None:
+        u = tpot.utilization_within(p, chunks, work, tuning.tpot_slo_s, 1 - tuning.slo_target, u)
     return p.rate_at_itl(p.t0_s / (1 - u), shape.prompt_tokens, shape.output_tokens, shape.cached_share)
 
 
@@ -770,10 +764,7 @@ def _planned(
     """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
     `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
     planned = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
-    modelled = {
-        v.name: min(planned[v.name], chunk_capacity(v.profile, shape, chunks, tuning)) if chunks else planned[v.name]
-        for v in variants
-    }
+    modelled = {v.name: replica_capacity(v.profile, shape, tuning, chunks) for v in variants} if chunks else planned
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
     within_tpot = {n: modelled[n] * corrections[n].factor for n in modelled}
     demand = _demand(variants, obs, memory, now, tuning, desired=desired, capacity=within_tpot, cold=cold)

@@ -8,7 +8,7 @@ import pytest
 
 from autoscaler import tpot, ttft
 from autoscaler.accelerators import ACCELERATORS, TokenProfile
-from autoscaler.engine import Shape, Tuning, chunk_capacity, replica_capacity
+from autoscaler.engine import Shape, Tuning, replica_capacity
 from autoscaler.sim.requests import RequestWorkload
 from autoscaler.sim.serving import Slo
 from autoscaler.sim.traces import Lengths, Requests, synthetic_lengths
@@ -60,7 +60,7 @@ def test_the_bound_binds_where_long_prompts_meet_short_outputs(
 ) -> None:
     shape = shape_of(lengths)
     planned = replica_capacity(profile, shape, TUNING)
-    bound = chunk_capacity(profile, shape, chunks_of(lengths), TUNING)
+    bound = replica_capacity(profile, shape, TUNING, chunks_of(lengths))
     assert (bound < planned) is binds
 
 
@@ -107,7 +107,7 @@ def test_the_bound_agrees_with_the_simulator_in_a_pool_of_replicas() -> None:
     """At the bound's rate a pool of 16 misses TPOT for about the allowed 1% of requests, where the TPOT plan alone
     lets twice as many miss (measured: 1.2% against 2.5%)."""
     shape = shape_of(LONG_CONTEXT)
-    bound = chunk_capacity(H100, shape, chunks_of(LONG_CONTEXT), TUNING)
+    bound = replica_capacity(H100, shape, TUNING, chunks_of(LONG_CONTEXT))
     planned = replica_capacity(H100, shape, TUNING)
     at_bound = simulated_tpot_misses(H100, LONG_CONTEXT, bound, 16)
     at_plan = simulated_tpot_misses(H100, LONG_CONTEXT, planned, 16)

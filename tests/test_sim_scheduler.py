@@ -132,3 +132,17 @@ def test_prefix_aware_routing_sends_a_shared_prefix_where_it_is_cached() -> None
             t += 1.0
         hits[routing] = sum(r.prefix_hits for r in pool) / sum(r.prefix_queries for r in pool)
     assert hits["prefix-aware"] > hits["least-work"]
+
+
+def test_least_work_routing_breaks_ties_at_random_as_the_endpoint_picker_does() -> None:
+    """Requests 10 s apart always find the pool idle: every replica ties at no work, and the picker's random
+    tie-break spreads them; a fixed order would send them all to the first replica."""
+    trace = Requests(np.arange(0.0, 400.0, 10.0), Lengths(np.full(40, 100), np.full(40, 2)))
+    workload = RequestWorkload(trace, SLO, "least-work")
+    pool = [workload.new_replica(LARGE["H100"], 1.0) for _ in range(4)]
+    t = 0.0
+    while t < 410.0:
+        workload.step(t, list(pool), [])
+        t += 1.0
+    served = [r.completed for r in pool]
+    assert sum(served) == 40 and max(served) <= 20 and min(served) >= 3, served

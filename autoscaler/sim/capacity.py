@@ -120,7 +120,7 @@ def _probe(
     # With prefix blocks, requests follow each other as in the trace (from a random start), so that the prefixes
     # they share arrive as close together as they did: the probe sees the trace's cache hits.
     pick = (rng.integers(0, size) + np.arange(n)) % size if lengths.hashes is not None else rng.integers(0, size, n)
-    workload = RequestWorkload(Requests(arrival, lengths.pick(pick)), slo, routing)
+    workload = RequestWorkload(Requests(arrival, lengths.pick(pick)), slo, routing, seed=seed)
     pool = [workload.new_replica(profile, rate) for _ in range(POOL)]
     t = 0.0
     while t < duration + TAIL_S:

@@ -253,8 +253,10 @@ class RequestWorkload:
         routing: Routing,
         context_tokens: int | None = None,
         flow_control: bool = False,
+        seed: int = 0,
     ) -> None:
         self.trace = trace
+        self.rng = np.random.default_rng(seed)  # the router's tie-breaks
         self.flow_control = flow_control  # requests wait at the picker while every replica is saturated
         self.slo = slo
         self.routing = routing
@@ -307,12 +309,20 @@ class RequestWorkload:
             low, spread = min(loads), max(loads) - min(loads)
             prompt = max(1, int(self.trace.lengths.input[index]))
 
-            def score(k: int) -> float:
+            def cost(k: int) -> float:
                 load = (loads[k] - low) / spread if spread > 0 else 0.0
-                return PREFIX_WEIGHT * live[k].cached_tokens(index) / prompt - LOAD_WEIGHT * load
+                return LOAD_WEIGHT * load - PREFIX_WEIGHT * live[k].cached_tokens(index) / prompt
 
-            return live[max(range(len(live)), key=score)]
-        return min(live, key=lambda r: r.outstanding_s())
+            return live[self._lowest([cost(k) for k in range(len(live))])]
+        return live[self._lowest([r.outstanding_s() for r in live])]
+
+    def _lowest(self, costs: list[float]) -> int:
+        """The position of the lowest cost, ties broken at random as the endpoint picker breaks them (its max-score
+        picker shuffles the candidates first): in a fixed order the first pod, often the oldest, would get every
+        request that arrives while the pool is idle, its prefix cache with them."""
+        low = min(costs)
+        ties = [k for k, c in enumerate(costs) if c == low]
+        return ties[0] if len(ties) == 1 else ties[int(self.rng.integers(len(ties)))]
 
     def outcome(self) -> Outcome:
         done = ~np.isnan(self.tpot)

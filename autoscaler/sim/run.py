@@ -87,7 +87,9 @@ class Result:
 def workload_for(trace: Trace, setup: Setup) -> Workload:
     if isinstance(trace, Envelope):
         return FluidWorkload(trace, setup.slo, setup.routing, setup.seed, setup.context_tokens)
-    return RequestWorkload(trace, setup.slo, setup.routing, setup.context_tokens, flow_control=setup.picker_queue)
+    return RequestWorkload(
+        trace, setup.slo, setup.routing, setup.context_tokens, flow_control=setup.picker_queue, seed=setup.seed
+    )
 
 
 def make_policy(name: str, setup: Setup, workload: Workload) -> policies.Policy:

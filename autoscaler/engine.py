@@ -18,7 +18,7 @@ Both hold replicas, and never scale down, when metrics are missing, stale or con
 """
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -622,25 +622,16 @@ class _TtftPlan:
 
 
 def ttft_capacities(
-    plan: _TtftPlan,
-    shape: Shape,
-    tuning: Tuning,
-    *,
-    within: Mapping[str, float],
-    replicas: int,
-    tpot_missing: Mapping[str, Callable[[float], float]] | None = None,
+    plan: _TtftPlan, shape: Shape, tuning: Tuning, *, within: Mapping[str, float], replicas: int
 ) -> dict[str, float]:
     """Per variant, the highest rate per replica up to `within` (its capacity for the TPOT objective) at which the
     TTFT of its prompts meets the objective: the share within it at load stays within `1 - slo_target` of the share
     an idle replica reaches (the p99 of the prompts it can serve at all), with the queue wait of a pool of `replicas`
     behind the model's router, which sends each request to the least loaded (`ttft.py`), and the variant's measured
-    prefill correction. A request is within the SLO only when it meets both objectives, so the requests
-    `tpot_missing` says miss TPOT at a rate take their share of that budget. Only the TPOT capacity until the
-    window holds enough prompts to read a 1% tail."""
+    prefill correction. Only the TPOT capacity until the window holds enough prompts to read a 1% tail."""
     if plan.prompts is None:
         return dict(within)
     request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
-    missing = tpot_missing or {}
     return {
         name: ttft.capacity(
             plan.profiles[name],
@@ -651,30 +642,9 @@ def ttft_capacities(
             within_rps=rate,
             replicas=max(1, replicas),
             prefill_factor=plan.prefill.get(name, 1.0),
-            missing_otherwise=missing.get(name),
         )
         for name, rate in within.items()
     }
-
-
-def _chunk_misses(
-    variants: Sequence[VariantSpec],
-    chunks: tpot.Chunks | None,
-    shape: Shape,
-    tuning: Tuning,
-    corrections: Mapping[str, Correction],
-) -> dict[str, Callable[[float], float]]:
-    """Per variant, the share of requests other prompts' chunks push past the TPOT objective at a rate per replica
-    (`tpot.py`, on its corrected profile; a capacity raised by measured TPOT is read at the rate it was raised
-    from): the share of the SLO's miss budget they leave TTFT no room for."""
-    if chunks is None:
-        return {}
-
-    def missing(p: TokenProfile, factor: float) -> Callable[[float], float]:
-        work = p.work_s(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
-        return lambda rate: tpot.share_missing(p, chunks, rate / factor, rate / factor * work, tuning.tpot_slo_s)
-
-    return {v.name: missing(v.profile, corrections[v.name].factor) for v in variants}
 
 
 def _supplied(v: VariantSpec, slow: set[str], limits: Mapping[str, Limit]) -> VariantSpec:
@@ -801,14 +771,7 @@ def _planned(
     # The queue wait is that of the pool the plan will have: at least what it has, and at least what the demand
     # needs at the largest capacity per replica (a burst plans many replicas from few).
     pool = max(sum(desired.values()), math.ceil(demand.rps / max(within_tpot.values())))
-    capacity = ttft_capacities(
-        ttft_plan,
-        shape,
-        tuning,
-        within=within_tpot,
-        replicas=pool,
-        tpot_missing=_chunk_misses(variants, chunks, shape, tuning, corrections),
-    )
+    capacity = ttft_capacities(ttft_plan, shape, tuning, within=within_tpot, replicas=pool)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
     if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):  # demand: never zero replicas

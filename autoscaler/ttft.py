@@ -15,7 +15,7 @@ below it (conservative) where they differ.
 """
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from autoscaler.accelerators import TokenProfile
@@ -166,15 +166,14 @@ def capacity(
     within_rps: float,
     replicas: int = 1,
     prefill_factor: float = 1.0,
-    missing_otherwise: Callable[[float], float] | None = None,
 ) -> float:
-    """The highest rate per replica, up to `within_rps`, at which the share of TTFT within the objective, less the
-    share `missing_otherwise` says misses the other objective at that rate, is at least `goal` (both fall with the
-    rate); 0 when even an idle replica misses it, else at least the search's precision."""
+    """The highest rate per replica, up to `within_rps`, at which the share of TTFT within the objective is at least
+    `goal` (the share falls with the rate); 0 when even an idle replica misses it, else at least the search's
+    precision."""
 
     def meets(rate: float) -> bool:
         share = share_within(p, prompts, request, rate, objective_s, replicas=replicas, prefill_factor=prefill_factor)
-        return share - (missing_otherwise(rate) if missing_otherwise else 0.0) >= goal
+        return share >= goal
 
     if meets(within_rps):
         return within_rps

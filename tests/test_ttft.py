@@ -87,20 +87,6 @@ def test_the_ttft_capacity_keeps_the_share_within_a_point_of_idle(
     assert ttft.capacity(profile, prompts, CODING, 2.0, 1.01, within_rps=within) == 0.0  # beyond even an idle one
 
 
-def test_requests_missing_tpot_take_their_share_of_the_ttft_budget() -> None:
-    """A request is within the SLO only when it meets both objectives: where 0.5% of requests miss TPOT at every
-    rate, the TTFT share must stay within half a point of idle, not a point, so the capacity is lower; where
-    nothing misses TPOT, the capacity is the TTFT rule's alone."""
-    prompts = coding_prompts()
-    within = replica_capacity(L40S, Shape(2048, 30), Tuning())
-    goal = ttft.share_within(L40S, prompts, CODING, 0.0, 2.0) - 0.01
-    alone = ttft.capacity(L40S, prompts, CODING, 2.0, goal, within_rps=within)
-    none = ttft.capacity(L40S, prompts, CODING, 2.0, goal, within_rps=within, missing_otherwise=lambda rate: 0.0)
-    shared = ttft.capacity(L40S, prompts, CODING, 2.0, goal, within_rps=within, missing_otherwise=lambda rate: 0.005)
-    assert none == alone and 0 < shared < alone
-    assert ttft.share_within(L40S, prompts, CODING, shared, 2.0) >= goal + 0.005
-
-
 def test_the_model_agrees_with_the_simulated_replica() -> None:
     """One L40S replica of a coding assistant at 80% of its TPOT capacity, Poisson arrivals for 20 minutes: the
     simulator's TTFT share and mean prefill time are what the model says, to 2 points and 10%."""

@@ -289,7 +289,7 @@ def _default(
         pending=supply.pending,
         shape=shape,
         cold=supply.cold,
-        ttft_plan=_TtftPlan(usable.configured, usable.prefill, usable.prompts, usable.ttft_shares),
+        ttft_plan=_TtftPlan(usable.configured, usable.prefill, usable.prompts, usable.ttft_shares, usable.slow),
         chunks=chunks,
     )
     decision = _within_limits(decision, desired, usable.variants, supply.limits, now)
@@ -619,16 +619,43 @@ class _TtftPlan:
     prefill: Mapping[str, float]
     prompts: ttft.Prompts | None
     idle: Mapping[str, float]
+    held: set[str]  # too slow for the prompts: held at their minimum
+
+
+def held_debt(
+    idle: Mapping[str, float], held: set[str], served: Mapping[str, float], tuning: Tuning
+) -> tuple[float, float]:
+    """The share within TTFT the variants that grow must reach above their own goal, so that the pool still meets
+    the model's: the router keeps sending a variant held at its minimum its share of the requests (`served`, the
+    requests/s its replicas completed), and those it cannot prefill in time are misses the others make up for.
+    The pool's share is f * s_held + (1 - f) * s_rest >= goal, so the rest reach f * (goal - s_held) / (1 - f)
+    more. At most half the miss budget: the rest keep the other half for their own load, so a pool that is mostly
+    the held minimum (a model starting) is not planned at no load. Returns the debt and f."""
+    total = sum(served.values())
+    routed = sum(r for n, r in served.items() if n in held)
+    if not held or not idle or total <= 0 or routed <= 0:
+        return 0.0, 0.0
+    goal = min(tuning.slo_target, max(idle.values()) - (1 - tuning.slo_target))
+    short = sum(r * max(0.0, goal - idle[n]) for n, r in served.items() if n in held)
+    debt = short / total / (1 - routed / total) if routed < total else math.inf
+    return min(debt, (1 - tuning.slo_target) / 2), routed / total
 
 
 def ttft_capacities(
-    plan: _TtftPlan, shape: Shape, tuning: Tuning, *, within: Mapping[str, float], replicas: int
+    plan: _TtftPlan,
+    shape: Shape,
+    tuning: Tuning,
+    *,
+    within: Mapping[str, float],
+    replicas: int,
+    debt: float = 0.0,
 ) -> dict[str, float]:
     """Per variant, the highest rate per replica up to `within` (its capacity for the TPOT objective) at which the
     TTFT of its prompts meets the objective: the share within it at load stays within `1 - slo_target` of the share
     an idle replica reaches (the p99 of the prompts it can serve at all), with the queue wait of a pool of `replicas`
     behind the model's router, which sends each request to the least loaded (`ttft.py`), and the variant's measured
-    prefill correction. Only the TPOT capacity until the window holds enough prompts to read a 1% tail."""
+    prefill correction; the variants not held at their minimum reach `debt` more (`held_debt`). Only the TPOT
+    capacity until the window holds enough prompts to read a 1% tail."""
     if plan.prompts is None:
         return dict(within)
     request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
@@ -638,7 +665,7 @@ def ttft_capacities(
             plan.prompts,
             request,
             tuning.ttft_slo_s,
-            plan.idle[name] - (1 - tuning.slo_target),
+            plan.idle[name] - (1 - tuning.slo_target) + (0.0 if name in plan.held else debt),
             within_rps=rate,
             replicas=max(1, replicas),
             prefill_factor=plan.prefill.get(name, 1.0),
@@ -771,7 +798,9 @@ def _planned(
     # The queue wait is that of the pool the plan will have: at least what it has, and at least what the demand
     # needs at the largest capacity per replica (a burst plans many replicas from few).
     pool = max(sum(desired.values()), math.ceil(demand.rps / max(within_tpot.values())))
-    capacity = ttft_capacities(ttft_plan, shape, tuning, within=within_tpot, replicas=pool)
+    served = {v.name: sum(s.throughput for s in obs.samples if s.variant == v.name) for v in variants}
+    debt, routed = held_debt(ttft_plan.idle, ttft_plan.held, served, tuning) if ttft_plan.prompts else (0.0, 0.0)
+    capacity = ttft_capacities(ttft_plan, shape, tuning, within=within_tpot, replicas=pool, debt=debt)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
     if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):  # demand: never zero replicas
@@ -796,6 +825,11 @@ def _planned(
     bound = [f"{n} {capacity[n]:.2f} of {within_tpot[n]:.2f}" for n in capacity if capacity[n] < within_tpot[n]]
     if bound:
         reason += f"; req/s per replica bound by TTFT at load (a pool of {pool}): {', '.join(bound)}"
+    if debt:
+        reason += (
+            f"; TTFT: the replicas held at their minimum take {routed:.1%} of the requests,"
+            f" so the others are planned {debt * 100:.2f} points closer to their idle share"
+        )
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
 
 

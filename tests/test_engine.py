@@ -23,6 +23,7 @@ from autoscaler.engine import (
     VariantSpec,
     VariantStatus,
     decide,
+    held_debt,
     replica_capacity,
     ttft_shares,
 )
@@ -554,6 +555,54 @@ def test_a_variant_that_cannot_prefill_the_observed_prompts_in_time_is_held_at_i
     assert ("held at their minimum" in decision.reason) == bool(held)
     if held:
         assert decision.targets["h100"] > 0
+
+
+@pytest.mark.parametrize(
+    ("served", "debt", "routed"),
+    [
+        ({"l40s": 0.0, "h100": 10.0}, 0.0, 0.0),  # the held replica takes nothing: nothing to make up for
+        ({"l40s": 0.1, "h100": 9.9}, 0.1 * (0.969 - 0.673) / 9.9, 0.01),  # 1% of the requests, 30 points short
+        ({"l40s": 1.0, "h100": 9.0}, 0.005, 0.1),  # 10% of them: more than half the budget, so capped at half
+        ({"l40s": 2.0, "h100": 0.0}, 0.005, 1.0),  # the held minimum alone (a model starting): the cap, not infinity
+    ],
+)
+def test_the_variants_that_grow_make_up_for_the_prompts_a_held_minimum_misses(
+    served: dict[str, float], debt: float, routed: float
+) -> None:
+    """Summarization: an idle L40S prefills 67.3% of the prompts in time, an H100 97.9% (the model's goal 96.9%)."""
+    idle = {"l40s": 0.673, "h100": 0.979}
+    got, share = held_debt(idle, {"l40s"}, served, Tuning())
+    assert got == pytest.approx(debt) and share == pytest.approx(routed)
+    assert held_debt(idle, set(), served, Tuning()) == (0.0, 0.0)
+
+
+def test_a_held_minimum_that_takes_requests_makes_the_plan_add_replicas_that_prefill_in_time() -> None:
+    """The L40S held for 12k-token prompts still serves its share: at the same demand, the H100 plan grows to make
+    up for its misses, and the reason names the share and the points."""
+    lengths = [12_000.0] * 300 + [1_000.0] * 700
+    status = steady({"l40s": 1, "a100": 0, "h100": 2})
+    specs = [replace(v, min_replicas=1) if v.name == "l40s" else v for v in TOKEN_SPECS]
+
+    def plan(l40s_rps: float) -> Decision:
+        obs = Observation(
+            (
+                *samples("l40s", [(0.3, 0)], throughput=l40s_rps),
+                *samples("h100", [(0.3, 0)] * 2, throughput=(2.2 - l40s_rps) / 2),
+            ),
+            5.0,
+            100.0,
+            None,
+            prompts_with(lengths),
+        )
+        decision, _ = decide("default", specs, T, status, obs, Memory(), 0.0)
+        return decision
+
+    alone, sharing = plan(0.0), plan(0.2)
+    assert "held at their minimum" in alone.reason and "held at their minimum take" not in alone.reason
+    assert "held at their minimum take 9.1% of the requests" in sharing.reason, sharing.reason
+    assert sharing.capacity_rps["h100"] < alone.capacity_rps["h100"]
+    assert alone.targets == {"l40s": 1, "a100": 0, "h100": 2}
+    assert sharing.targets == {"l40s": 1, "a100": 0, "h100": 3}, sharing.reason
 
 
 def test_the_ttft_rule_waits_for_enough_prompts() -> None:

@@ -827,7 +827,9 @@ def _planned(
         reason += f"; req/s per replica bound by TTFT at load (a pool of {pool}): {', '.join(bound)}"
     if debt:
         reason += (
-            f"; TTFT: the replicas held at their minimum take {routed:.1%} of the requests,"
+            f"; TTFT: the replicas of {', '.join(sorted(n for n in ttft_plan.held if served[n]))}"
+            f" (held at their minimum) take {routed:.1%}"
+            " of the requests,"
             f" so the others are planned {debt * 100:.2f} points closer to their idle share"
         )
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory

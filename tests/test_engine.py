@@ -598,8 +598,8 @@ def test_a_held_minimum_that_takes_requests_makes_the_plan_add_replicas_that_pre
         return decision
 
     alone, sharing = plan(0.0), plan(0.2)
-    assert "held at their minimum" in alone.reason and "held at their minimum take" not in alone.reason
-    assert "held at their minimum take 9.1% of the requests" in sharing.reason, sharing.reason
+    assert "held at their minimum" in alone.reason and "(held at their minimum) take" not in alone.reason
+    assert "the replicas of l40s (held at their minimum) take 9.1% of the requests" in sharing.reason, sharing.reason
     assert sharing.capacity_rps["h100"] < alone.capacity_rps["h100"]
     assert alone.targets == {"l40s": 1, "a100": 0, "h100": 2}
     assert sharing.targets == {"l40s": 1, "a100": 0, "h100": 3}, sharing.reason

@@ -648,7 +648,7 @@ def ttft_capacities(
     *,
     within: Mapping[str, float],
     replicas: int,
-    debt: float = 0.0,
+    debt: float,
 ) -> dict[str, float]:
     """Per variant, the highest rate per replica up to `within` (its capacity for the TPOT objective) at which the
     TTFT of its prompts meets the objective: the share within it at load stays within `1 - slo_target` of the share

@@ -472,8 +472,7 @@ def ttft_reading(ttft: Mapping[float, float] | None, shares: Mapping[str, float]
     read = share_within(ttft, tuning.ttft_slo_s)
     if read is None:
         return None
-    goal = min(tuning.slo_target, max(shares.values()) - 0.01) if shares else tuning.slo_target
-    return TtftReading(read[0], ttft[math.inf], read[1], goal)
+    return TtftReading(read[0], ttft[math.inf], read[1], _ttft_goal(shares, tuning))
 
 
 def _shape(obs: Observation, memory: Memory, tuning: Tuning) -> Shape:
@@ -635,7 +634,7 @@ def held_debt(
     routed = sum(r for n, r in served.items() if n in held)
     if not held or not idle or total <= 0 or routed <= 0:
         return 0.0, 0.0
-    goal = min(tuning.slo_target, max(idle.values()) - (1 - tuning.slo_target))
+    goal = _ttft_goal(idle, tuning)
     short = sum(r * max(0.0, goal - idle[n]) for n, r in served.items() if n in held)
     debt = short / total / (1 - routed / total) if routed < total else math.inf
     return min(debt, (1 - tuning.slo_target) / 2), routed / total
@@ -799,7 +798,7 @@ def _planned(
     # needs at the largest capacity per replica (a burst plans many replicas from few).
     pool = max(sum(desired.values()), math.ceil(demand.rps / max(within_tpot.values())))
     served = {v.name: sum(s.throughput for s in obs.samples if s.variant == v.name) for v in variants}
-    debt, routed = held_debt(ttft_plan.idle, ttft_plan.held, served, tuning) if ttft_plan.prompts else (0.0, 0.0)
+    debt, routed = held_debt(ttft_plan.idle, ttft_plan.held, served, tuning)  # none until the prompts are read
     capacity = ttft_capacities(ttft_plan, shape, tuning, within=within_tpot, replicas=pool, debt=debt)
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
@@ -826,10 +825,9 @@ def _planned(
     if bound:
         reason += f"; req/s per replica bound by TTFT at load (a pool of {pool}): {', '.join(bound)}"
     if debt:
+        taking = ", ".join(sorted(n for n in ttft_plan.held if served[n]))
         reason += (
-            f"; TTFT: the replicas of {', '.join(sorted(n for n in ttft_plan.held if served[n]))}"
-            f" (held at their minimum) take {routed:.1%}"
-            " of the requests,"
+            f"; TTFT: the replicas of {taking} (held at their minimum) take {routed:.1%} of the requests,"
             f" so the others are planned {debt * 100:.2f} points closer to their idle share"
         )
     return replace(_decision(desired, targets, reason), capacity_rps=capacity), memory
@@ -949,6 +947,12 @@ def ttft_shares(
     }
 
 
+def _ttft_goal(shares: Mapping[str, float], tuning: Tuning) -> float:
+    """The share of prompts within TTFT the model is held to: the target, or 1 point below the best variant's idle
+    share where none reaches it (prompts no GPU prefills in time)."""
+    return min(tuning.slo_target, max(shares.values()) - 0.01) if shares else tuning.slo_target
+
+
 def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -> set[str]:
     """The variants below the share every variant is held to: the target, or 1 point below the best variant's
     share where none reaches it (prompts no GPU prefills in time), the same rule the benchmark's oracle follows.
@@ -956,7 +960,7 @@ def _ttft_limited(shares: Mapping[str, float], prompts: float, tuning: Tuning) -
     prompts, so a window's few long prompts do not swap the mix back and forth."""
     if not shares:
         return set()
-    goal = min(tuning.slo_target, max(shares.values()) - 0.01)
+    goal = _ttft_goal(shares, tuning)
     z = tuning.tpot_quantile_z
     return {n for n, p in shares.items() if p < goal - z * math.sqrt(max(p * (1 - p), 1e-9) / prompts)}
 

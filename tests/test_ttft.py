@@ -11,7 +11,7 @@ from autoscaler.accelerators import ACCELERATORS
 from autoscaler.engine import Shape, Tuning, replica_capacity
 from autoscaler.sim.requests import RequestWorkload
 from autoscaler.sim.serving import Slo
-from autoscaler.sim.traces import Requests, synthetic_lengths
+from autoscaler.sim.traces import Lengths, Requests, synthetic_lengths
 
 L40S, H100 = ACCELERATORS["L40S"].profile(), ACCELERATORS["H100"].profile()
 EDGES = [float(m * 10**k) for k in range(7) for m in (1, 2, 5)]
@@ -110,3 +110,40 @@ def test_the_model_agrees_with_the_simulated_replica() -> None:
     assert ttft.mean_prefill_s(L40S, exact, CODING, rate) == pytest.approx(
         replica.prefill_sum / replica.prefill_count, rel=0.1
     )
+
+
+def test_a_prefix_cache_serves_whole_prompts_not_a_share_of_each() -> None:
+    """Half of the requests repeat one of the last few prompts (a conversation's next turn finds its history in the
+    cache), the rest are new: one L40S replica of 6,000-token prompts, Poisson arrivals. The model reads the
+    measured token share cached as that share of the requests finding their whole prompt cached, and agrees with
+    the simulator to 2 points; read as half of every prompt cached, it would claim nearly every prompt in time."""
+    rng = np.random.default_rng(2)
+    duration, rate = 1200.0, 0.1
+    n = int(rng.poisson(rate * duration))
+    arrival = np.sort(rng.random(n) * duration)
+    fresh = synthetic_lengths(n, 3, 6000, 300)
+    inputs, hashes, next_id = fresh.input.copy(), [], 0
+    for i in range(n):
+        if i >= 4 and rng.random() < 0.5:
+            j = i - int(rng.integers(1, 5))
+            inputs[i] = inputs[j]
+            hashes.append(hashes[j])
+        else:
+            blocks = -(-int(inputs[i]) // 512)
+            hashes.append(tuple(range(next_id, next_id + blocks)))
+            next_id += blocks
+    lengths = Lengths(inputs, fresh.output, tuple(hashes))
+    workload = RequestWorkload(Requests(arrival, lengths), Slo(2.0, 0.1), "least-work")
+    replica = workload.new_replica(L40S, rate)
+    t = 0.0
+    while t < duration + 60:
+        workload.step(t, [replica], [])
+        t += workload.step_s
+    simulated = float(np.mean(np.nan_to_num(workload.ttft[arrival >= 60], nan=math.inf) <= 2.0))
+    cached = replica.prefix_hits / replica.prefix_queries
+    exact = ttft.Prompts(tuple(float(k) for k in inputs), (1 / n,) * n)
+    request = ttft.Request(float(inputs.mean()), 300, cached)
+    assert 0.3 < cached < 0.6
+    assert ttft.share_within(L40S, exact, request, rate, 2.0) == pytest.approx(simulated, abs=0.02)
+    uncached = ttft.share_within(L40S, exact, ttft.Request(float(inputs.mean()), 300), rate, 2.0)
+    assert simulated - uncached == pytest.approx(cached * (1 - uncached), abs=0.03)  # the cached ones are in time

@@ -5,9 +5,6 @@ order, so each replica prefills its prompts one after the other, as a single ser
 
 - a prompt of `u` tokens not found in the prefix cache takes `ceil(u / (B - d))` iterations of `t0 + k_tok * B +
   k_kv * kv` (the budget `B` less the `d` decodes of the batch, which also read `kv` cached tokens);
-- a request finds all of its prompt in the prefix cache or none of it (vLLM caches whole blocks of earlier
-  requests: a conversation's next turn finds its history, a new one nothing), so the measured token share cached
-  is read as that share of the requests prefilling one iteration's worth and the rest prefilling all of it;
 - its wait is that of an M/G/c queue (c replicas behind a router that sends each request to the least loaded,
   close to one shared queue): the probability of waiting is Erlang's C and the wait, once waiting, is exponential
   with the mean of the Allen-Cunneen approximation (the M/M/c wait scaled by the prompts' own spread).
@@ -90,7 +87,6 @@ def share_within(
 ) -> float:
     """The share of requests whose TTFT meets the objective when each of `replicas` replicas takes `rate`
     requests/s; its prefill times scaled by `prefill_factor` (measured over modelled)."""
-    prompts = _to_prefill(prompts, request.cached_share)
     service = prefill_times(p, prompts, request, rate, factor=prefill_factor)
     # One pass over the prompts for the moments the queue needs and the share an idle pool would reach: a pass
     # plans this for every variant of every model, several times.
@@ -125,8 +121,7 @@ def prefill_times(
 ) -> list[float]:
     """Each prompt's prefill on a replica taking `rate` requests/s, times `factor`: its iterations share the budget
     with the decodes of the batch there (Little: rate x output tokens x ITL, at the measured ITL where given, else
-    at ITL = t0 / (1 - utilization)); infinite past the replica's capacity or where its decodes leave no budget.
-    `prompts` are what is left to prefill (`_to_prefill`)."""
+    at ITL = t0 / (1 - utilization)); infinite past the replica's capacity or where its decodes leave no budget."""
     r = request
     utilization = 0.0 if itl_s else rate * p.work_s(r.prompt_tokens, r.output_tokens, r.cached_share)
     itl = itl_s or p.t0_s / (1 - utilization or 1.0)
@@ -135,8 +130,8 @@ def prefill_times(
     if utilization >= 1.0 or budget < 1.0:
         return [math.inf] * len(prompts.tokens)
     fixed = (p.t0_s + p.k_tok_s * decodes + p.k_kv_s * decodes * (r.prompt_tokens + r.output_tokens / 2)) * factor
-    k_tok, ceil = p.k_tok_s * factor, math.ceil
-    return [(ceil(u / budget) or 1) * fixed + k_tok * u for u in prompts.tokens]
+    k_tok, uncached, ceil = p.k_tok_s * factor, 1 - r.cached_share, math.ceil
+    return [(ceil(u / budget) or 1) * fixed + k_tok * u for n in prompts.tokens for u in (n * uncached,)]
 
 
 def mean_prefill_s(
@@ -144,20 +139,7 @@ def mean_prefill_s(
 ) -> float:
     """The mean prefill time (first chunk to first token, no queue wait) on a replica taking `rate` requests/s,
     with its measured ITL where given (what a correction compares the measured prefill time with)."""
-    prompts = _to_prefill(prompts, request.cached_share)
     return sum(w * t for w, t in zip(prompts.weights, prefill_times(p, prompts, request, rate, itl_s), strict=True))
-
-
-def _to_prefill(prompts: Prompts, cached_share: float) -> Prompts:
-    """What the prefix cache leaves to prefill: a share `cached_share` of the requests find their whole prompt cached
-    (one iteration yields their first token), the others none of it. In the simulator's replay of Mooncake's trace
-    under prefix-aware routing, 98% of the prompts (97% of those over 2,000 tokens) found more than 90% or less than
-    10% of their tokens cached; read as an even share of every prompt, the long uncached prompts that decide the
-    TTFT objective would disappear from its tail."""
-    if cached_share <= 0.0:
-        return prompts
-    kept = 1.0 - cached_share
-    return Prompts((*prompts.tokens, 0.0), (*(w * kept for w in prompts.weights), cached_share))
 
 
 def erlang_c(servers: int, load: float) -> float:

@@ -662,13 +662,12 @@ def test_a_hold_needs_the_prompts_over_a_swaps_time_to_say_so(long_share: float,
 
 def test_the_share_is_read_between_bucket_edges() -> None:
     """An L40S prefills at most ~6.4k tokens in 2 s; prompts between the 5k and 10k edges are read spread over the
-    bucket, so some of them count as in time; a prefix cache that holds half of the requests' whole prompts brings
-    half of the late ones in."""
+    bucket, so some of them count as in time; a prefix cache that serves half of each prompt brings them all in."""
     cumulative = {2000.0: 0.0, 5000.0: 90.0, 10000.0: 100.0, math.inf: 100.0}
     share = ttft_shares(TOKEN_SPECS, ttft.prompts_of(cumulative), Shape(), Tuning())["l40s"]
     assert 0.90 < share < 1.0
     cached = ttft_shares(TOKEN_SPECS, ttft.prompts_of(cumulative), Shape(cached_share=0.5), Tuning())["l40s"]
-    assert cached == pytest.approx(0.5 + 0.5 * share)
+    assert cached == pytest.approx(1.0)
 
 
 def test_a_few_long_prompts_in_a_window_do_not_swap_the_mix() -> None:

@@ -82,6 +82,22 @@ def test_a_repeated_prefix_hits_on_the_same_replica() -> None:
     assert workload.ttft[1] < workload.ttft[0]
 
 
+def test_running_requests_share_a_cached_prefix() -> None:
+    """A document's 16 blocks cached, then three requests that start with it at once: vLLM shares the blocks, so
+    the three run together in a KV cache that holds the document once and each request's own tokens, where three
+    copies would not fit and two of them would wait for the first to finish its 100 tokens."""
+    profile = replace(LARGE["L40S"], kv_capacity=12_000)
+    doc = tuple(range(16))
+    trace = hashed([0.0, 30.0, 30.0, 30.0], [doc, (*doc, 100), (*doc, 101), (*doc, 102)], output=100)
+    replica, workload = replica_for(trace, profile)
+    for i in range(4):
+        replica.add(i)
+    run(replica, 60.0)
+    assert replica.prefix_hits == 3 * 16 * HASH_BLOCK_TOKENS
+    assert max(workload.ttft[1:]) < 1.0
+    assert replica.kv == 0 and replica.reserved == 0  # all finished: nothing left counted
+
+
 def test_cached_blocks_are_evicted_least_recently_used_when_free_capacity_runs_out() -> None:
     """Room for 4 cached blocks: A (2 blocks), then B (2), then A again (touches A), then C (2) evicts B, not A."""
     profile = replace(LARGE["L40S"], kv_capacity=4 * HASH_BLOCK_TOKENS + 8)

@@ -61,7 +61,8 @@ class RequestReplica:
         self.prompts: deque[_Prompt] = deque()  # admitted, prefilling, in arrival order
         self.prompt_tokens = 0  # what is left of them
         self.decoding: list[tuple[int, int, float]] = []  # heap of (finishing iteration, index, first token time)
-        self.reserved = 0  # KV tokens the admitted requests may grow to
+        self.reserved = 0  # KV tokens the admitted requests may grow to, beyond the cached prefixes they share
+        self.shared: dict[int, int] = {}  # per admitted request, the tokens of its cached prefix
         self.kv = 0.0  # KV tokens in use
         self.cache: OrderedDict[int, None] = OrderedDict()  # cached prefix blocks of finished requests, LRU first
         self.outstanding_tokens = 0.0
@@ -147,16 +148,17 @@ class RequestReplica:
         p, arrival = self.profile, self.trace.arrival_s
         while self.queue and self.running() < p.max_num_seqs and arrival[self.queue[0]] <= self.clock:
             i = self.queue[0]
-            need = int(self.inputs[i] + self.outputs[i])
+            # A cached prefix is shared, as vLLM shares its blocks between the requests that use it: counted once,
+            # as part of the cache, not in each request's KV.
+            need = int(self.inputs[i] + self.outputs[i]) - self.cached_tokens(i)
             if self.reserved + need > p.kv_capacity and self.running():
                 return
             self.queue.popleft()
-            cached = self._touch(i)
+            cached = self.shared[i] = self._touch(i)
             self.prefix_queries += int(self.inputs[i])
             self.prefix_hits += cached
             self.outstanding_tokens -= cached
             self.reserved += need
-            self.kv += cached
             self._evict()
             self.prompts.append(_Prompt(i, int(self.inputs[i]) - cached, int(self.inputs[i]) - cached))
             self.prompt_tokens += int(self.inputs[i]) - cached
@@ -217,8 +219,9 @@ class RequestReplica:
         self.generation_counts[length_bucket(float(self.outputs[index]))] += 1
         self.prompt_sum += float(self.inputs[index])
         self.generation_sum += float(self.outputs[index])
-        self.reserved -= int(self.inputs[index] + self.outputs[index])
-        self.kv -= int(self.inputs[index]) + decoded
+        shared = self.shared.pop(index)
+        self.reserved -= int(self.inputs[index] + self.outputs[index]) - shared
+        self.kv -= int(self.inputs[index]) - shared + decoded
         if self.hashes is not None:
             for h in self.hashes[index]:
                 self.cache[h] = None

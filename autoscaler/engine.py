@@ -59,6 +59,10 @@ class Shape:
     cached_share: float = 0.0
     requests: float = 0.0  # finished requests it was measured from (0: the prior)
 
+    def request(self) -> ttft.Request:
+        """The mean request the TTFT model plans with."""
+        return ttft.Request(self.prompt_tokens, self.output_tokens, self.cached_share)
+
     def describe(self) -> str:
         measured = f"over {self.requests:.0f} requests" if self.requests else "prior"
         return f"{self.prompt_tokens:.0f}/{self.output_tokens:.0f} tokens, {self.cached_share:.0%} cached ({measured})"
@@ -535,7 +539,7 @@ def _prefill_corrections(
     describe. Read over the 5-minute window instead, a minute that looks calm carried a burst's prefill times
     (1.5-2x the modelled) long after it passed."""
     learned = {v.name: memory.prefill[v.name] for v in variants if v.name in memory.prefill}
-    request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    request = shape.request()
     for v in variants:
         mine = [
             s
@@ -657,7 +661,7 @@ def ttft_capacities(
     capacity until the window holds enough prompts to read a 1% tail."""
     if plan.prompts is None:
         return dict(within)
-    request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    request = shape.request()
     return {
         name: ttft.capacity(
             plan.profiles[name],
@@ -937,7 +941,7 @@ def ttft_shares(
     cache). Empty without enough prompts to say anything about a 1% tail: until then nothing is held."""
     if prompts is None:
         return {}
-    request = ttft.Request(shape.prompt_tokens, shape.output_tokens, shape.cached_share)
+    request = shape.request()
     factor = prefill or {}
     return {
         v.name: ttft.share_within(

@@ -9,7 +9,7 @@ import pytest
 from autoscaler import ttft
 from autoscaler.accelerators import ACCELERATORS
 from autoscaler.engine import Shape, Tuning, replica_capacity
-from autoscaler.sim.requests import RequestWorkload
+from autoscaler.sim.requests import RequestReplica, RequestWorkload
 from autoscaler.sim.serving import Slo
 from autoscaler.sim.traces import Lengths, Requests, synthetic_lengths
 
@@ -87,6 +87,19 @@ def test_the_ttft_capacity_keeps_the_share_within_a_point_of_idle(
     assert ttft.capacity(profile, prompts, CODING, 2.0, 1.01, within_rps=within) == 0.0  # beyond even an idle one
 
 
+def replayed(trace: Requests, rate: float, duration: float) -> tuple[float, RequestReplica]:
+    """One L40S replica replaying these requests for `duration` and a minute more: its share of TTFT within 2 s
+    (the first minute left out), and the replica."""
+    workload = RequestWorkload(trace, Slo(2.0, 0.1), "least-work")
+    replica = workload.new_replica(L40S, rate)
+    t = 0.0
+    while t < duration + 60:
+        workload.step(t, [replica], [])
+        t += workload.step_s
+    counted = trace.arrival_s >= 60
+    return float(np.mean(np.nan_to_num(workload.ttft[counted], nan=math.inf) <= 2.0)), replica
+
+
 def test_the_model_agrees_with_the_simulated_replica() -> None:
     """One L40S replica of a coding assistant at 80% of its TPOT capacity, Poisson arrivals for 20 minutes: the
     simulator's TTFT share and mean prefill time are what the model says, to 2 points and 10%."""
@@ -95,36 +108,12 @@ def test_the_model_agrees_with_the_simulated_replica() -> None:
     duration = 1200.0
     n = int(rng.poisson(rate * duration))
     arrival = np.sort(rng.random(n) * duration)
-    workload = RequestWorkload(
-        Requests(arrival, CODING_LENGTHS.pick(rng.integers(0, 20_000, n))), Slo(2.0, 0.1), "least-work"
-    )
-    replica = workload.new_replica(L40S, rate)
-    t = 0.0
-    while t < duration + 60:
-        workload.step(t, [replica], [])
-        t += workload.step_s
-    counted = arrival >= 60
-    simulated = float(np.mean(np.nan_to_num(workload.ttft[counted], nan=math.inf) <= 2.0))
+    simulated, replica = replayed(Requests(arrival, CODING_LENGTHS.pick(rng.integers(0, 20_000, n))), rate, duration)
     exact = ttft.Prompts(tuple(float(n) for n in CODING_LENGTHS.input), (1 / 20_000,) * 20_000)
     assert ttft.share_within(L40S, exact, CODING, rate, 2.0) == pytest.approx(simulated, abs=0.02)
     assert ttft.mean_prefill_s(L40S, exact, CODING, rate) == pytest.approx(
         replica.prefill_sum / replica.prefill_count, rel=0.1
     )
-
-
-def replayed(lengths: Lengths, rate: float, duration: float, seed: int) -> tuple[float, float]:
-    """One L40S replica replaying these requests at Poisson arrivals: its share of TTFT within 2 s (the first
-    minute left out) and the share of prompt tokens its prefix cache served."""
-    rng = np.random.default_rng(seed)
-    arrival = np.sort(rng.random(len(lengths.input)) * duration)
-    workload = RequestWorkload(Requests(arrival, lengths), Slo(2.0, 0.1), "least-work")
-    replica = workload.new_replica(L40S, rate)
-    t = 0.0
-    while t < duration + 60:
-        workload.step(t, [replica], [])
-        t += workload.step_s
-    simulated = float(np.mean(np.nan_to_num(workload.ttft[arrival >= 60], nan=math.inf) <= 2.0))
-    return simulated, replica.prefix_hits / replica.prefix_queries
 
 
 def shared_document(n: int, rng: np.random.Generator) -> Lengths:
@@ -146,7 +135,9 @@ def test_a_shared_document_in_the_prefix_cache_is_read_as_a_share_of_every_promp
     rng = np.random.default_rng(2)
     duration, rate = 1200.0, 0.1
     lengths = shared_document(int(rng.poisson(rate * duration)), rng)
-    simulated, cached = replayed(lengths, rate, duration, 5)
+    arrival = np.sort(np.random.default_rng(5).random(len(lengths.input)) * duration)
+    simulated, replica = replayed(Requests(arrival, lengths), rate, duration)
+    cached = replica.prefix_hits / replica.prefix_queries
     n = len(lengths.input)
     exact = ttft.Prompts(tuple(float(k) for k in lengths.input), (1 / n,) * n)
     request = ttft.Request(float(lengths.input.mean()), 300, cached)

@@ -150,11 +150,13 @@ class RequestReplica:
             i = self.queue[0]
             # A cached prefix is shared, as vLLM shares its blocks between the requests that use it: counted once,
             # as part of the cache, not in each request's KV.
-            need = int(self.inputs[i] + self.outputs[i]) - self.cached_tokens(i)
+            cached = self.cached_tokens(i)
+            need = int(self.inputs[i] + self.outputs[i]) - cached
             if self.reserved + need > p.kv_capacity and self.running():
                 return
             self.queue.popleft()
-            cached = self.shared[i] = self._touch(i)
+            self._touch(i, cached)
+            self.shared[i] = cached
             self.prefix_queries += int(self.inputs[i])
             self.prefix_hits += cached
             self.outstanding_tokens -= cached
@@ -228,13 +230,11 @@ class RequestReplica:
                 self.cache.move_to_end(h)
             self._evict()
 
-    def _touch(self, index: int) -> int:
-        """The cached prefix of a prompt, marked recently used."""
-        cached = self.cached_tokens(index)
+    def _touch(self, index: int, cached: int) -> None:
+        """Mark the `cached` tokens of a prompt's prefix recently used."""
         if cached and self.hashes is not None:
             for h in self.hashes[index][: -(-cached // HASH_BLOCK_TOKENS)]:
                 self.cache.move_to_end(h)
-        return cached
 
     def _evict(self) -> None:
         room = max(0, self.profile.kv_capacity - self.reserved) // HASH_BLOCK_TOKENS

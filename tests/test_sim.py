@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autoscaler.engine import Observation, VariantStatus
-from autoscaler.sim import bound, capacity
+from autoscaler.sim import bench, bound, capacity
 from autoscaler.sim.__main__ import main
 from autoscaler.sim.fluid import FluidWorkload
 from autoscaler.sim.oracle import StaticPeakPolicy
@@ -249,6 +249,23 @@ def test_trace_formats_and_scaling(tmp_path: Path) -> None:
     assert isinstance(env, Envelope) and env.duration_s == 1200 and set(env.lengths.output) == {20}
     with pytest.raises(ValueError, match="unknown trace format"):
         load(tmp_path / "share.csv", None, 0)
+
+
+def test_a_benchmark_shape_replays_at_another_scale_and_with_other_lengths(capsys: pytest.CaptureFixture[str]) -> None:
+    arrivals = Requests(np.arange(0.0, 100.0), Lengths(np.full(100, 50), np.full(100, 5)))
+    long = Lengths(np.full(10, 12_000), np.full(10, 300))
+    relengthened = bench.varied(arrivals, 1.0, long, 0)
+    assert isinstance(relengthened, Requests)
+    assert list(relengthened.arrival_s) == list(arrivals.arrival_s) and set(relengthened.lengths.input) == {12_000}
+    doubled = bench.varied(arrivals, 2.0, None, 0)
+    assert isinstance(doubled, Requests) and len(doubled.arrival_s) == 200 and set(doubled.lengths.input) == {50}
+    envelope = bench.varied(small_burst(), 0.5, long, 0)
+    assert isinstance(envelope, Envelope) and set(envelope.lengths.output) == {300}
+    assert float(envelope.per_minute[0]) == pytest.approx(float(small_burst().per_minute[0]) / 2)
+    for bad in (["--scale", "0"], ["--lengths", "poems"]):
+        with pytest.raises(SystemExit):
+            bench.main(bad)
+        assert bad[0] in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces not present")

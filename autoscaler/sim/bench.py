@@ -27,6 +27,8 @@ from autoscaler.sim.run import POLICIES, Result, simulate, workload_for
 from autoscaler.sim.serving import Routing
 from autoscaler.sim.setup import PROFILE_FIELDS, Prices, Setup, load_setup, with_profile_error
 from autoscaler.sim.traces import (
+    Envelope,
+    Lengths,
     Requests,
     Trace,
     load,
@@ -45,8 +47,19 @@ STACK = Path(__file__).with_name("bench-stack.yaml")
 AZURE = "AzureLLMInferenceTrace_conv.csv"
 WEEK = "azure2024_conv_week_rate_envelope_digitized.csv"
 MOONCAKE = "mooncake_synthetic_trace.jsonl"
+SHAREGPT = "sharegpt_8k_filtered_stats_llama2_tokenizer.csv"
 CODING = {"mean_input": 2048.0, "mean_output": 30.0}
 SUMMARIZATION = {"mean_input": 6000.0, "mean_output": 300.0}
+LONG_PROMPTS = {"mean_input": 12000.0, "mean_output": 300.0}  # the engine issue's long-context conversation
+# Length populations a shape can be replayed with instead of its own (`--lengths`): a probe of shapes the engine
+# was not developed on, on the same arrivals.
+LENGTHS: dict[str, Callable[[Path, int], Lengths]] = {
+    "conversation": lambda traces, seed: load_lengths(traces / AZURE),
+    "sharegpt": lambda traces, seed: load_lengths(traces / SHAREGPT),
+    "coding": lambda traces, seed: synthetic_lengths(50_000, seed, **CODING),
+    "summarization": lambda traces, seed: synthetic_lengths(50_000, seed, **SUMMARIZATION),
+    "long-prompts": lambda traces, seed: synthetic_lengths(50_000, seed, **LONG_PROMPTS),
+}
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ def shapes(traces: Path, seed: int) -> list[Shape]:
                     6,
                     3.0,
                     mixed(
-                        load_lengths(traces / "sharegpt_8k_filtered_stats_llama2_tokenizer.csv"),
+                        load_lengths(traces / SHAREGPT),
                         load_lengths(traces / MOONCAKE),
                         0.05,
                         50_000,
@@ -121,6 +134,14 @@ def requests(trace: Trace) -> Requests:
     if not isinstance(trace, Requests):
         raise ValueError("expected a request trace")
     return trace
+
+
+def varied(trace: Trace, scale: float, lengths: Lengths | None, seed: int) -> Trace:
+    """The shape's traffic at `scale` times its load, with other request lengths where given (the same arrivals, so
+    the same burstiness; a request trace's prefix blocks go with its own lengths)."""
+    if lengths is not None:
+        trace = replace(trace, lengths=lengths) if isinstance(trace, Envelope) else relengthen(trace, lengths, seed)
+    return scaled(trace, scale, seed) if scale != 1.0 else trace
 
 
 def half_of_peak(setup: Setup, trace: Trace, accelerator: str) -> dict[str, GpuSupply]:
@@ -149,13 +170,15 @@ def run_job(
     routing: Routing,
     error: Mapping[str, float],
     headroom: float | None,
+    scale: float = 1.0,
+    lengths: str | None = None,
 ) -> Measured:
     """One shape with one price book: every policy and the oracle's curve (a process of its own)."""
     shape = shapes(traces, seed)[index]
     setup = with_profile_error(load_setup(STACK, prices), error)
     if headroom is not None:
         setup = replace(setup, spec=setup.spec.model_copy(update={"headroom": headroom}))
-    trace = shape.make()
+    trace = varied(shape.make(), scale, LENGTHS[lengths](traces, seed) if lengths else None, seed)
     supply = half_of_peak(setup, trace, shape.stockout) if shape.stockout else {}
     setup = replace(setup, supply=supply, routing=routing)
     started = time.monotonic()
@@ -182,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         help="scale the simulated replicas' true profiles (t0, k_tok, k_kv, kv), not the engine's priors",
     )
     parser.add_argument("--headroom", type=float, help="the model's spare capacity over demand (default its own, 0.1)")
+    parser.add_argument("--scale", type=positive, default=1.0, help="multiply every shape's load by this")
+    parser.add_argument(
+        "--lengths", choices=sorted(LENGTHS), help="replay every shape with these request lengths instead of its own"
+    )
     args = parser.parse_args(argv)
     if not args.traces.is_dir():
         print(f"error: no traces in {args.traces} (pass --traces)", file=sys.stderr)
@@ -191,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Stack: `{STACK.relative_to(ROOT)}`; cold start 240 s; seed {args.seed}; routing {args.routing}; "
         f"true profiles over the priors: {describe_error(args.profile_error)}; "
-        f"headroom {'as the stack sets it' if args.headroom is None else args.headroom}. "
+        f"headroom {'as the stack sets it' if args.headroom is None else args.headroom}; "
+        f"load x{args.scale:g}; lengths {args.lengths or 'each shape its own'}. "
         "`vs bound` is a policy's cost over "
         "the oracle's cost at the policy's own attainment (its curve, interpolated); `>=` where the policy's "
         "attainment is below every oracle run (the bound there costs at most the cheapest run), `-` where it is "
@@ -207,7 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [
-            pool.submit(run_job, args.traces, args.seed, k, prices, args.routing, args.profile_error, args.headroom)
+            pool.submit(
+                run_job,
+                args.traces,
+                args.seed,
+                k,
+                prices,
+                args.routing,
+                args.profile_error,
+                args.headroom,
+                args.scale,
+                args.lengths,
+            )
             for k, _, prices in chosen
         ]
         for (k, shape, prices), future in zip(chosen, futures, strict=True):
@@ -250,6 +289,16 @@ def profile_error(text: str) -> dict[str, float]:
     if any(f <= 0 for f in factors.values()):
         raise argparse.ArgumentTypeError(f"factors must be > 0: {text!r}")
     return factors
+
+
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
 
 
 def describe_error(factors: Mapping[str, float]) -> str:

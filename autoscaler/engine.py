@@ -11,8 +11,9 @@ that runs in production. Two modes:
   histogram shows room, and bound where the TTFT at load (`ttft.py`, with a correction from measured prefill time)
   would miss the objective for more than a point of the prompts a replica can serve; variants are ranked by cost per
   unit of capacity, grown by the best value and shrunk by the worst. It steps to the plan at once,
-  counts pending replicas as supply, brings variants up from zero, scales down only after the lower plan has held
-  for a window, and keeps the seed's saturation analysis as a guardrail.
+  counts pending replicas as supply, brings variants up from zero, scales down only as far as the ready replicas
+  left keep the most capacity the window's plans asked for, and keeps the seed's saturation analysis as a
+  guardrail.
 
 Both hold replicas, and never scale down, when metrics are missing, stale or contradictory.
 """
@@ -291,6 +292,7 @@ def _default(
         tuning,
         desired=supply.placed,
         pending=supply.pending,
+        ready=supply.ready,
         shape=shape,
         cold=supply.cold,
         ttft_plan=_TtftPlan(usable.configured, usable.prefill, usable.prompts, usable.ttft_shares, usable.slow),
@@ -333,6 +335,7 @@ class _Supply:
     limits: Mapping[str, Limit]
     placed: Mapping[str, int]
     pending: int
+    ready: Mapping[str, int]  # of the placed, serving now
 
 
 def _supply(
@@ -351,8 +354,9 @@ def _supply(
     cold = {v.name: known.get(v.name, tuning.cold_start_s) for v in variants}
     status = {n: _past_deadline(st, known[n], tuning) if n in known else st for n, st in status.items()}
     placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
-    pending = sum(max(0, placed[n] - status[n].ready) for n in placed if n in status)
-    return _Supply(measured, cold, _limits(variants, status, memory, now, tuning), placed, pending)
+    ready = {n: min(placed[n], status[n].ready) if n in status else 0 for n in placed}
+    pending = sum(placed[n] - ready[n] for n in placed)
+    return _Supply(measured, cold, _limits(variants, status, memory, now, tuning), placed, pending, ready)
 
 
 @dataclass(frozen=True)
@@ -786,13 +790,15 @@ def _planned(
     *,
     desired: Mapping[str, int],
     pending: int,
+    ready: Mapping[str, int],
     shape: Shape,
     cold: Mapping[str, float],
     ttft_plan: "_TtftPlan",
     chunks: tpot.Chunks | None,
 ) -> tuple[Decision, Memory]:
     """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
-    `desired`: the replicas placed (stuck pods left out), `pending`: those of them not ready yet."""
+    `desired`: the replicas placed (stuck pods left out), `pending`: how many of them are not ready yet, `ready`: per
+    variant those serving."""
     planned = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     modelled = {v.name: replica_capacity(v.profile, shape, tuning, chunks) for v in variants} if chunks else planned
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
@@ -815,7 +821,9 @@ def _planned(
     )
     # A replica removed takes a cold start to get back: the window is never shorter than that.
     window = max(tuning.scale_down_window_s, demand.horizon)
-    targets, plans = _stabilized(plan, memory.plans, now, desired=desired, window_s=window)
+    targets, plans = _stabilized(
+        plan, memory.plans, now, desired=desired, ready=ready, options=options, window_s=window
+    )
     if targets != plan:
         reason += f"; scale-down stabilizing ({window:.0f}s window)"
     memory = replace(memory, plans=plans, demands=demand.points, corrections=corrections)
@@ -918,14 +926,31 @@ def _stabilized(
     now: float,
     *,
     desired: Mapping[str, int],
+    ready: Mapping[str, int],
+    options: Sequence[Option],
     window_s: float,
 ) -> tuple[dict[str, int], tuple[tuple[float, Mapping[str, int]], ...]]:
     """Scale down only to what every plan of the last window allowed; scale up at once. Returns the targets and the
     window's plans. A fresh memory (a restarted controller) knows no window yet: the replicas it finds count as the
-    plan of its first cycle."""
+    plan of its first cycle.
+
+    What the window holds is capacity, not each variant's count: where the plans of the window are different mixes
+    (three L40S replicas on one pass, an H100 and one L40S on the next), the highest count of each variant would
+    keep both mixes. Replicas the plan does not want go, the worst value first, while the ready replicas left still
+    serve the most capacity any plan of the window asked for (replicas still starting serve nothing yet, so a
+    variant being replaced stays until its replacement is ready)."""
     known = history or ((now, dict(desired)),)
     plans = (*(p for p in known if now - p[0] < window_s), (now, plan))
     targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
+    by_name = {o.name: o for o in options}
+    held = max(sum(p[1][n] * by_name[n].capacity for n in plan) for p in plans)
+
+    def serving(counts: Mapping[str, int]) -> float:
+        return sum(min(counts[n], ready.get(n, 0)) * by_name[n].capacity for n in counts)
+
+    for o in sorted(options, key=lambda o: (-o.cost / o.capacity if o.capacity > 0 else -math.inf, o.name)):
+        while targets[o.name] > plan[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= held:
+            targets[o.name] -= 1
     return targets, plans
 
 

@@ -240,6 +240,24 @@ def test_default_waits_a_window_before_scaling_down() -> None:
     assert sum(counts.values()) < sum(busy.values())
 
 
+def test_the_scale_down_window_holds_capacity_not_every_mix_it_planned() -> None:
+    """AWS prices, an L40S minimum of 1: a load that moves around 3 req/s is served by three L40S on calm passes
+    and by the H100 and one L40S on busier ones. The window keeps the most capacity any of its plans asked for, not
+    the highest count of each variant (which would keep both mixes, $69 an hour for $38 of plan); the L40S that
+    the H100 replaces stay while the H100 is still starting."""
+    specs = [spec("l40s", 10.49, 1, 8), *AWS[1:]]
+    for pending, settled in (({}, {"l40s": 1, "h100": 1}), ({"h100": 1}, {"l40s": 3, "h100": 1})):
+        counts, memory = {"l40s": 3, "a100": 0, "h100": 1}, Memory()
+        for cycle in range(30):
+            demand = 2.0 if cycle % 2 else 4.0
+            obs = world(specs, {**counts, **{n: counts[n] - k for n, k in pending.items()}}, demand)
+            decision, memory = decide("default", specs, T, steady(counts, pending), obs, memory, cycle * 30.0)
+            counts = decision.targets
+            if cycle < 10:  # the window of the replicas found at the start
+                assert counts == {"l40s": 3, "a100": 0, "h100": 1}, (cycle, counts)
+        assert {n: c for n, c in counts.items() if c} == settled, (pending, counts)
+
+
 def test_pending_replicas_count_as_supply() -> None:
     counts = {"l40s": 5, "a100": 0, "h100": 0}
     pending = {"l40s": 3}

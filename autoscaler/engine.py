@@ -291,7 +291,6 @@ def _default(
         now,
         tuning,
         desired=supply.placed,
-        pending=supply.pending,
         ready=supply.ready,
         shape=shape,
         cold=supply.cold,
@@ -328,13 +327,12 @@ def _default(
 @dataclass(frozen=True)
 class _Supply:
     """What the cluster gives the model this pass: its variants' cold starts, the limits of those it cannot supply,
-    and the replicas placed (asked for, less the stuck) and pending (placed, not ready yet)."""
+    and the replicas placed (asked for, less the stuck) and, of those, ready."""
 
     cold_starts: Mapping[str, float]  # measured, carried in memory
     cold: Mapping[str, float]  # per variant, as planned: measured, else the model's others', else the prior
     limits: Mapping[str, Limit]
     placed: Mapping[str, int]
-    pending: int
     ready: Mapping[str, int]  # of the placed, serving now
 
 
@@ -355,8 +353,7 @@ def _supply(
     status = {n: _past_deadline(st, known[n], tuning) if n in known else st for n, st in status.items()}
     placed = {n: desired[n] - (status[n].stuck if n in status else 0) for n in desired}
     ready = {n: min(placed[n], status[n].ready) if n in status else 0 for n in placed}
-    pending = sum(placed[n] - ready[n] for n in placed)
-    return _Supply(measured, cold, _limits(variants, status, memory, now, tuning), placed, pending, ready)
+    return _Supply(measured, cold, _limits(variants, status, memory, now, tuning), placed, ready)
 
 
 @dataclass(frozen=True)
@@ -789,7 +786,6 @@ def _planned(
     tuning: Tuning,
     *,
     desired: Mapping[str, int],
-    pending: int,
     ready: Mapping[str, int],
     shape: Shape,
     cold: Mapping[str, float],
@@ -797,8 +793,8 @@ def _planned(
     chunks: tpot.Chunks | None,
 ) -> tuple[Decision, Memory]:
     """The plan for the demand, checked by the guardrail, stepped to at once up and after a window down.
-    `desired`: the replicas placed (stuck pods left out), `pending`: how many of them are not ready yet, `ready`: per
-    variant those serving."""
+    `desired`: the replicas placed (stuck pods left out), `ready`: per variant those of them serving."""
+    pending = sum(desired[n] - ready[n] for n in desired)  # placed, not ready yet
     planned = {v.name: replica_capacity(v.profile, shape, tuning) for v in variants}
     modelled = {v.name: replica_capacity(v.profile, shape, tuning, chunks) for v in variants} if chunks else planned
     corrections = _feedback(variants, obs, memory, modelled, now, tuning)
@@ -930,7 +926,7 @@ def _stabilized(
     options: Sequence[Option],
     window_s: float,
 ) -> tuple[dict[str, int], tuple[tuple[float, Mapping[str, int]], ...]]:
-    """Scale down only to what every plan of the last window allowed; scale up at once. Returns the targets and the
+    """Scale up at once; scale down only as far as the last window's plans allow. Returns the targets and the
     window's plans. A fresh memory (a restarted controller) knows no window yet: the replicas it finds count as the
     plan of its first cycle.
 

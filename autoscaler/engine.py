@@ -809,7 +809,7 @@ def _planned(
     options = [Option(v.name, v.cost, capacity[v.name], v.min_replicas, v.max_replicas) for v in variants]
     plan = _incremental_plan(variants, desired, capacity, demand.rps, replace_worst=demand.slope >= 0 and not pending)
     if sum(plan.values()) == 0 and (obs.requests_in_retention != 0 or obs.wakes()):  # demand: never zero replicas
-        best = min(options, key=lambda o: (o.cost / o.capacity, o.name))
+        best = min(options, key=lambda o: (o.cost_per_capacity, o.name))
         plan[best.name] = 1
     reason = f"{demand.describe()}, plan capacity {sum(plan[n] * capacity[n] for n in plan):.2f} req/s"
     plan, reason = _guardrail(
@@ -908,7 +908,7 @@ def _guardrail(
     if obs.samples and (sat.scale_up or slow) and planned <= supply and not pending:
         room = [o for o in options if kept[o.name] < o.high]
         if room:
-            best = min(room, key=lambda o: (o.cost / o.capacity, o.name))
+            best = min(room, key=lambda o: (o.cost_per_capacity, o.name))
             why = f"ITL over objective on {', '.join(slow)}" if slow else f"saturating ({sat.describe()})"
             return {**kept, best.name: kept[best.name] + 1}, f"guardrail: {why}: +1 {best.name}"
     elif not sat.scale_down_safe and planned < supply and sat.non_saturated < sat.replicas:
@@ -944,7 +944,7 @@ def _stabilized(
     def serving(counts: Mapping[str, int]) -> float:
         return sum(min(counts[n], ready.get(n, 0)) * by_name[n].capacity for n in counts)
 
-    for o in sorted(options, key=lambda o: (-o.cost / o.capacity if o.capacity > 0 else -math.inf, o.name)):
+    for o in sorted(options, key=lambda o: (-o.cost_per_capacity, o.name)):
         while targets[o.name] > plan[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= held:
             targets[o.name] -= 1
     return targets, plans

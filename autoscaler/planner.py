@@ -19,6 +19,11 @@ class Option:
     low: int
     high: int
 
+    @property
+    def cost_per_capacity(self) -> float:
+        """What variants are ranked by: price per unit of capacity (infinite for a replica that serves nothing)."""
+        return self.cost / self.capacity if self.capacity > 0 else math.inf
+
 
 @dataclass(frozen=True)
 class Mix:
@@ -33,7 +38,7 @@ EPSILON = 1e-9  # demand within this of the capacity counts as covered
 
 def cheapest_mix(options: Sequence[Option], demand: float) -> Mix:
     demand = max(0.0, demand - EPSILON)
-    ranked = sorted(options, key=lambda o: (o.cost / o.capacity, o.cost, o.name))
+    ranked = sorted(options, key=lambda o: (o.cost_per_capacity, o.cost, o.name))
     base = {o.name: o.low for o in ranked}
     base_capacity = sum(o.low * o.capacity for o in ranked)
     base_cost = sum(o.low * o.cost for o in ranked)
@@ -82,7 +87,7 @@ def best_value_growth(options: Sequence[Option], demand: float) -> dict[str, int
     """
     counts = {o.name: o.low for o in options}
     residual = demand - EPSILON - sum(o.low * o.capacity for o in options)
-    for o in sorted(options, key=lambda o: (o.cost / o.capacity, o.cost, o.name)):
+    for o in sorted(options, key=lambda o: (o.cost_per_capacity, o.cost, o.name)):
         if residual <= 0:
             break
         added = min(o.high - o.low, math.ceil(residual / o.capacity))

@@ -12,8 +12,8 @@ that runs in production. Two modes:
   would miss the objective for more than a point of the prompts a replica can serve; variants are ranked by cost per
   unit of capacity, grown by the best value and shrunk by the worst. It steps to the plan at once,
   counts pending replicas as supply, brings variants up from zero, scales down only as far as the ready replicas
-  left keep the most capacity the window's plans asked for, and keeps the seed's saturation analysis as a
-  guardrail.
+  left keep the most capacity the window's plans asked for (replicas of a variant held at its minimum go as soon
+  as the ready replicas left serve the plan), and keeps the seed's saturation analysis as a guardrail.
 
 Both hold replicas, and never scale down, when metrics are missing, stale or contradictory.
 """
@@ -934,16 +934,25 @@ def _stabilized(
     (three L40S replicas on one pass, an H100 and one L40S on the next), the highest count of each variant would
     keep both mixes. Replicas the plan does not want go, the worst value first, while the ready replicas left still
     serve the most capacity any plan of the window asked for (replicas still starting serve nothing yet, so a
-    variant being replaced stays until its replacement is ready)."""
+    variant being replaced stays until its replacement is ready).
+
+    Replicas above what this pass allows a variant (held at its minimum as too slow for the prompts) are no
+    capacity the window keeps: no returning demand would plan them again. They go, before any other, as soon as
+    the ready replicas left serve this pass's plan; a window of a pool found at the start does not keep them."""
     known = history or ((now, dict(desired)),)
     plans = (*(p for p in known if now - p[0] < window_s), (now, plan))
-    targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
     by_name = {o.name: o for o in options}
-    held = max(sum(p[1][n] * by_name[n].capacity for n in plan) for p in plans)
+    allowed = {n: max(plan[n], by_name[n].high) for n in plan}  # the plan itself is within what the pass allows
+    targets = {n: max(p[1][n] for p in plans) if plan[n] < desired[n] else plan[n] for n in plan}
+    held = max(sum(min(p[1][n], allowed[n]) * by_name[n].capacity for n in plan) for p in plans)
+    planned = sum(plan[n] * by_name[n].capacity for n in plan)
 
     def serving(counts: Mapping[str, int]) -> float:
         return sum(min(counts[n], ready.get(n, 0)) * by_name[n].capacity for n in counts)
 
+    for o in sorted(options, key=lambda o: (-o.cost_per_capacity, o.name)):
+        while targets[o.name] > allowed[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= planned:
+            targets[o.name] -= 1
     for o in sorted(options, key=lambda o: (-o.cost_per_capacity, o.name)):
         while targets[o.name] > plan[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= held:
             targets[o.name] -= 1

@@ -968,3 +968,25 @@ def test_the_guardrail_keeps_no_variant_above_what_the_pass_allows() -> None:
     assert "guardrail: ITL over objective" in decision.reason and "held at their minimum" in decision.reason
     assert decision.targets == {"l40s": held.min_replicas, "a100": 0, "h100": 3}, decision.reason
     assert memory.plans[-1][1]["l40s"] == held.min_replicas
+
+
+@pytest.mark.parametrize(
+    ("h100_starting", "l40s_after"),
+    [
+        (0, 0),  # the H100 replicas found ready serve the plan: the held L40S replicas go on the first pass
+        (2, 4),  # the H100 replicas are still starting: the L40S replicas serve until they are ready
+    ],
+)
+def test_replicas_held_at_their_minimum_are_not_kept_by_the_window(h100_starting: int, l40s_after: int) -> None:
+    """A controller that starts beside a pool with L40S replicas too slow for 12k-token prompts: no returning
+    demand would plan them again, so the window of the pool it found does not keep them, once what is ready
+    without them serves the plan."""
+    lengths = [12_000.0 if k < 300 else 1_000.0 for k in range(1000)]
+    counts = {"l40s": 4, "a100": 0, "h100": 2}
+    status = steady(counts, {"h100": h100_starting})
+    slow = samples("l40s", [(0.5, 0)] * 4, throughput=0.1)
+    fine = samples("h100", [(0.3, 0)] * (2 - h100_starting), throughput=0.3)
+    obs = Observation(tuple(slow + fine), 5.0, 100.0, None, prompts_with(lengths))
+    decision, _ = decide("default", TOKEN_SPECS, T, status, obs, Memory(), 0.0)
+    assert "held at their minimum" in decision.reason
+    assert decision.targets["l40s"] == l40s_after and decision.targets["h100"] >= 2, decision.reason

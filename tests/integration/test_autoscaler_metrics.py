@@ -67,7 +67,10 @@ def prom(pods: list[SimulatedVllm], tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_queries_return_per_pod_values(prom: RunningPrometheus) -> None:
-    snapshot = collect(PrometheusConnect(prom.url).custom_query, QUERIES)
+    # Every query at one instant, a second back so that its scrapes are all stored: a scrape between two queries
+    # moves an extrapolated increase() by a few percent.
+    client, at = PrometheusConnect(prom.url), time.time() - 1.0
+    snapshot = collect(lambda promql: client.custom_query(promql, params={"time": at}), QUERIES)
     first = snapshot.pods[(NS, f"{VARIANTS[0]}-0")]
     assert first.kv == pytest.approx(0.75) and first.queue == 2 and first.running == 4
     assert first.model_name == MODEL_ID

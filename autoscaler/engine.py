@@ -947,15 +947,19 @@ def _stabilized(
     held = max(sum(min(p[1][n], allowed[n]) * by_name[n].capacity for n in plan) for p in plans)
     planned = sum(plan[n] * by_name[n].capacity for n in plan)
 
+    worst_first = sorted(options, key=lambda o: (-o.cost_per_capacity, o.name))
+
     def serving(counts: Mapping[str, int]) -> float:
         return sum(min(counts[n], ready.get(n, 0)) * by_name[n].capacity for n in counts)
 
-    for o in sorted(options, key=lambda o: (-o.cost_per_capacity, o.name)):
-        while targets[o.name] > allowed[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= planned:
-            targets[o.name] -= 1
-    for o in sorted(options, key=lambda o: (-o.cost_per_capacity, o.name)):
-        while targets[o.name] > plan[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= held:
-            targets[o.name] -= 1
+    def shed(down_to: Mapping[str, int], serve: float) -> None:
+        """Remove replicas above `down_to`, the worst value first, while the ready ones left serve `serve`."""
+        for o in worst_first:
+            while targets[o.name] > down_to[o.name] and serving({**targets, o.name: targets[o.name] - 1}) >= serve:
+                targets[o.name] -= 1
+
+    shed(allowed, planned)  # the held replicas first: no capacity the window keeps
+    shed(plan, held)
     return targets, plans
 
 
